@@ -1,0 +1,115 @@
+"""The audit trail: append-only, hash-chained events, one per change."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from django.db import models
+
+
+class AppendOnlyError(RuntimeError):
+    """Raised on any attempt to change or delete an audit event."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise AppendOnlyError("audit events are append-only; they cannot be updated")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit events are append-only; they cannot be deleted")
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value, so a hash over it is stable across reads."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class AuditEvent(models.Model):
+    """Who changed what, when, why, with the state before and after."""
+
+    class ActorKind(models.TextChoices):
+        USER = "user"
+        TOKEN = "token"
+        TRIGGER = "trigger"
+        SCHEDULER = "scheduler"
+        CLI = "cli"
+        SYSTEM = "system"
+
+    sequence = models.PositiveBigIntegerField(unique=True, editable=False)
+    occurred_at = models.DateTimeField(db_index=True)
+    actor = models.CharField(max_length=200, db_index=True)
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=32)
+    target_key = models.CharField(max_length=200)
+    flag_key = models.CharField(max_length=100, blank=True, db_index=True)
+    environment_key = models.CharField(max_length=64, blank=True, db_index=True)
+    # before/after are stored as canonical JSON text, exactly what the hash covers.
+    before_json = models.TextField(default="null")
+    after_json = models.TextField(default="null")
+    reason = models.TextField(blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    source_ip = models.CharField(max_length=45, blank=True)
+    incident_id = models.UUIDField(null=True, blank=True, db_index=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-sequence",)
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.action} {self.target_key} by {self.actor}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError("audit events are append-only; they cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnlyError("audit events are append-only; they cannot be deleted")
+
+    @property
+    def before(self) -> Any:
+        return json.loads(self.before_json)
+
+    @property
+    def after(self) -> Any:
+        return json.loads(self.after_json)
+
+    def content(self) -> dict[str, Any]:
+        """Every field the hash covers, as plain JSON values."""
+        return {
+            "sequence": self.sequence,
+            "occurred_at": self.occurred_at.isoformat(),
+            "actor": self.actor,
+            "actor_kind": self.actor_kind,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_key": self.target_key,
+            "flag_key": self.flag_key,
+            "environment_key": self.environment_key,
+            "before": self.before_json,
+            "after": self.after_json,
+            "reason": self.reason,
+            "request_id": self.request_id,
+            "source_ip": self.source_ip,
+            "incident_id": str(self.incident_id) if self.incident_id else "",
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256(canonical_json(self.content()).encode()).hexdigest()
+
+
+class AuditChainHead(models.Model):
+    """The chain's tip. Appenders lock this one row, so the chain never forks."""
+
+    last_sequence = models.PositiveBigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"audit chain at #{self.last_sequence}"

@@ -1,0 +1,35 @@
+"""Errors the services raise; the API and admin turn them into clear 4xx answers."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A refused change. Nothing was written."""
+
+    code = "invalid_request"
+    status = 400
+
+    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class ValidationFailed(ServiceError):
+    code = "validation_failed"
+    status = 400
+
+
+class VersionConflict(ServiceError):
+    code = "version_conflict"
+    status = 409
+
+
+class FlagArchived(ServiceError):
+    code = "flag_archived"
+    status = 409
+
+
+class AlreadyExists(ServiceError):
+    code = "already_exists"
+    status = 409

@@ -1,0 +1,174 @@
+"""The flag domain: environments, flags, each flag's state per environment, segments.
+
+Models hold data and its invariants only. Every write goes through
+``flags.services`` (audited, versioned, published after commit).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.validators import RegexValidator
+from django.db import models
+
+from flags.engine import FLAG_KEY_PATTERN, FLAG_TYPES
+
+key_validator = RegexValidator(
+    FLAG_KEY_PATTERN,
+    "Use 1-100 characters: lowercase letters, digits, '.', '_' or '-', "
+    "starting with a letter or digit.",
+)
+
+
+class Environment(models.Model):
+    """A deployment stage (development, staging, production) with its own flag states."""
+
+    key = models.CharField(max_length=64, unique=True, validators=[key_validator])
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    # Bumped in the same transaction as every change to what this environment
+    # evaluates to; SDKs and caches compare it to know they are current.
+    version = models.PositiveBigIntegerField(default=1)
+    sort_order = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("sort_order", "id")
+
+    def __str__(self) -> str:
+        return self.key
+
+
+class Tag(models.Model):
+    """A label on flags (team, area, "kill-switch"); a tag kill acts on all its flags."""
+
+    name = models.CharField(max_length=64, unique=True, validators=[key_validator])
+
+    class Meta:
+        ordering = ("name",)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Flag(models.Model):
+    """A feature flag: its key, type and variants are the same in every environment."""
+
+    class Type(models.TextChoices):
+        BOOLEAN = "boolean"
+        STRING = "string"
+        NUMBER = "number"
+        JSON = "json"
+
+    assert tuple(Type.values) == FLAG_TYPES
+
+    key = models.CharField(max_length=100, unique=True, validators=[key_validator])
+    name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    type = models.CharField(max_length=10, choices=Type.choices, default=Type.BOOLEAN)
+    variants = models.JSONField(default=dict)
+    off_variant = models.CharField(max_length=64, default="off")
+    tags = models.ManyToManyField(Tag, blank=True, related_name="flags")
+    owner = models.CharField(max_length=200, blank=True, help_text="Team or person to ask.")
+    client_visible = models.BooleanField(
+        default=False, help_text="Browsers (client SDK keys) may evaluate this flag."
+    )
+    archived_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("key",)
+
+    def __str__(self) -> str:
+        return self.key
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_at is not None
+
+
+class FlagState(models.Model):
+    """How one flag behaves in one environment, plus the kill overlay on top of it."""
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="states")
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="flag_states"
+    )
+    enabled = models.BooleanField(default=False)
+    targets = models.JSONField(default=list, blank=True)
+    rules = models.JSONField(default=list, blank=True)
+    default_serve = models.JSONField(default=dict)
+    prerequisites = models.JSONField(default=list, blank=True)
+    # The kill overlay: set by flag_kill, cleared by flag_restore; the
+    # definition above is never touched by either.
+    killed_at = models.DateTimeField(null=True, blank=True)
+    killed_by = models.CharField(max_length=200, blank=True)
+    kill_reason = models.TextField(blank=True)
+    kill_incident = models.UUIDField(null=True, blank=True)
+    # Optimistic-concurrency version of this state (If-Match), bumped on every write.
+    version = models.PositiveBigIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=("flag", "environment"), name="one_state_per_environment"
+            )
+        ]
+        indexes = [models.Index(fields=("environment", "killed_at"))]
+
+    def __str__(self) -> str:
+        return f"{self.flag_id}@{self.environment_id}"
+
+    @property
+    def killed(self) -> bool:
+        return self.killed_at is not None
+
+    def definition(self) -> dict[str, Any]:
+        """The editable part of the state, as the validator and the audit trail see it."""
+        return {
+            "enabled": self.enabled,
+            "targets": self.targets,
+            "rules": self.rules,
+            "default_serve": self.default_serve,
+            "prerequisites": self.prerequisites,
+        }
+
+    def kill_overlay(self) -> dict[str, Any] | None:
+        if self.killed_at is None:
+            return None
+        return {
+            "by": self.killed_by,
+            "at": self.killed_at.isoformat().replace("+00:00", "Z"),
+            "reason": self.kill_reason,
+            "incident": str(self.kill_incident) if self.kill_incident else None,
+        }
+
+
+class Segment(models.Model):
+    """A reusable audience in one environment: listed keys plus attribute rules."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="segments")
+    key = models.CharField(max_length=100, validators=[key_validator])
+    name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    included = models.JSONField(default=list, blank=True)
+    excluded = models.JSONField(default=list, blank=True)
+    rules = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("environment", "key")
+        constraints = [
+            models.UniqueConstraint(
+                fields=("environment", "key"), name="segment_key_per_environment"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.environment_id}"
+
+    def definition(self) -> dict[str, Any]:
+        return {"included": self.included, "excluded": self.excluded, "rules": self.rules}

@@ -1,0 +1,22 @@
+"""The Celery application: broker from settings, tasks discovered in the apps."""
+
+import os
+from pathlib import Path
+
+from celery import Celery
+from celery.signals import import_modules
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flagsvc.settings")
+
+app = Celery("flagsvc")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@import_modules.connect
+def _create_filesystem_broker_folders(**_: object) -> None:
+    # kombu's filesystem transport (the server-less default) expects its folders to exist.
+    options = app.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,118 @@
+"""`make run`'s supervisor: the ASGI server and a Celery worker with beat, stopped together on Ctrl-C.
+
+python -m flagsvc.run [--host 127.0.0.1] [--port 8000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], timeout: float = 60) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("FLAGSVC_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("FLAGSVC_PORT", "8000")))
+    args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flagsvc.settings")
+    var_dir = Path(os.environ.get("FLAGSVC_VAR_DIR", ROOT / "var"))
+    var_dir.mkdir(parents=True, exist_ok=True)
+    python = sys.executable
+    commands = {
+        "web": [
+            python,
+            "-m",
+            "uvicorn",
+            "flagsvc.asgi:application",
+            "--host",
+            args.host,
+            "--port",
+            str(args.port),
+            "--no-access-log",
+        ],
+        "worker": [
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "flagsvc",
+            "worker",
+            "--beat",
+            "--loglevel=INFO",
+            "--concurrency=1",
+            f"--schedule={var_dir / 'celerybeat-schedule'}",
+        ],
+    }
+    processes: list[subprocess.Popen[bytes]] = []
+    for name, command in commands.items():
+        print(f"[run] starting {name}: {' '.join(command[1:])}", flush=True)
+        # Own process group each, so Ctrl-C reaches them only through us, in order.
+        processes.append(subprocess.Popen(command, cwd=ROOT, start_new_session=True))
+
+    def stop(*_: object) -> None:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for process in processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    base = f"http://{args.host}:{args.port}"
+    try:
+        if _wait_until_up(f"{base}/healthz", processes):
+            password_file = var_dir / "admin-password.txt"
+            password = (
+                password_file.read_text().strip()
+                if password_file.exists()
+                else "(run manage.py seed_demo)"
+            )
+            print(
+                f"\n[run] flagsvc is up.\n"
+                f"[run]   admin:  {base}/admin/   login: admin / {password}\n"
+                f"[run]   health: {base}/healthz\n"
+                f"[run] Ctrl-C stops the web server and the worker.\n",
+                flush=True,
+            )
+        else:
+            print("[run] the web server did not come up; see the output above", flush=True)
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        failed = [name for name, p in zip(commands, processes, strict=True) if p.poll() is not None]
+        print(f"[run] {', '.join(failed)} exited; stopping the rest", flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("\n[run] stopping…", flush=True)
+        return 0
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

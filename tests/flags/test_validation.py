@@ -1,0 +1,185 @@
+"""The save-time validator: each bad definition is refused with the field named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flags.validation import check_segment, check_state, check_variants
+
+BOOL = {"on": True, "off": False}
+
+
+def state(**overrides: Any) -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "targets": [],
+        "rules": [],
+        "default_serve": {"variant": "on"},
+        "prerequisites": [],
+        **overrides,
+    }
+
+
+def problems(
+    flags: dict[str, Any] | None = None, segments: set[str] | None = None, **overrides: Any
+) -> dict[str, str]:
+    return check_state(
+        flag_key="f",
+        variants=BOOL,
+        state=state(**overrides),
+        flags=flags or {},
+        segment_keys=segments or set(),
+    )
+
+
+def rule(operator: str, value: Any, attribute: str = "a", serve: Any = None) -> dict[str, Any]:
+    return {
+        "conditions": [{"attribute": attribute, "operator": operator, "value": value}],
+        "serve": serve or {"variant": "on"},
+    }
+
+
+def test_valid_state__has_no_problems() -> None:
+    assert (
+        problems(
+            rules=[rule("in", ["DE"])],
+            default_serve={
+                "split": [{"variant": "on", "weight": 2500}, {"variant": "off", "weight": 7500}]
+            },
+        )
+        == {}
+    )
+
+
+def test_unknown_operator__names_the_condition() -> None:
+    errors = problems(rules=[rule("is_cool", 1)])
+    assert "unknown operator 'is_cool'" in errors["rules[0].conditions[0].operator"]
+
+
+def test_bad_regex__names_the_value() -> None:
+    errors = problems(rules=[rule("matches", "(a+)+")])
+    assert "nests unbounded repetition" in errors["rules[0].conditions[0].value"]
+
+
+def test_split_weights_not_adding_up__names_the_split() -> None:
+    errors = problems(
+        default_serve={
+            "split": [{"variant": "on", "weight": 2500}, {"variant": "off", "weight": 2500}]
+        }
+    )
+    assert errors["default_serve.split"].startswith(
+        "weights add up to 5000; they must add up to 10000"
+    )
+
+
+def test_unknown_variant__in_rule_serve_and_target() -> None:
+    errors = problems(
+        rules=[rule("equals", "x", serve={"variant": "maybe"})],
+        targets=[{"variant": "nope", "values": ["u"]}],
+    )
+    assert "got 'maybe'" in errors["rules[0].serve.variant"]
+    assert "got 'nope'" in errors["targets[0].variant"]
+
+
+def test_prerequisite_cycle__shows_the_loop() -> None:
+    others = {
+        "b": {"variants": BOOL, "prerequisites": [{"flag": "c", "variant": "on"}]},
+        "c": {"variants": BOOL, "prerequisites": [{"flag": "f", "variant": "on"}]},
+    }
+    errors = problems(flags=others, prerequisites=[{"flag": "b", "variant": "on"}])
+    assert errors["prerequisites[0].flag"] == "creates a prerequisite cycle: f -> b -> c -> f"
+
+
+def test_prerequisite_on_itself_unknown_flag_or_variant() -> None:
+    others = {"b": {"variants": BOOL, "prerequisites": []}}
+    assert (
+        "its own prerequisite"
+        in problems(prerequisites=[{"flag": "f", "variant": "on"}])["prerequisites[0].flag"]
+    )
+    assert (
+        "unknown or archived"
+        in problems(flags=others, prerequisites=[{"flag": "zz", "variant": "on"}])[
+            "prerequisites[0].flag"
+        ]
+    )
+    assert (
+        "has no variant 'maybe'"
+        in problems(flags=others, prerequisites=[{"flag": "b", "variant": "maybe"}])[
+            "prerequisites[0].variant"
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("operator", "value", "fragment"),
+    [
+        ("semver_gt", "one", "not a semantic version"),
+        ("before", "tomorrow", "not an ISO-8601 date-time"),
+        ("gt", "5", "give a finite number"),
+        ("in", "DE", "non-empty list"),
+        ("in", [], "non-empty list"),
+        ("equals", ["DE"], "use in/not_in"),
+        ("starts_with", 5, "string or a non-empty list of strings"),
+    ],
+)
+def test_bad_operand__explains_what_to_give(operator: str, value: Any, fragment: str) -> None:
+    assert fragment in problems(rules=[rule(operator, value)])["rules[0].conditions[0].value"]
+
+
+def test_unknown_segment__is_refused() -> None:
+    errors = problems(
+        rules=[
+            {
+                "conditions": [{"operator": "in_segment", "value": "beta"}],
+                "serve": {"variant": "on"},
+            }
+        ]
+    )
+    assert "unknown segment 'beta'" in errors["rules[0].conditions[0].value"]
+    assert (
+        problems(
+            segments={"beta"},
+            rules=[
+                {
+                    "conditions": [{"operator": "in_segment", "value": "beta"}],
+                    "serve": {"variant": "on"},
+                }
+            ],
+        )
+        == {}
+    )
+
+
+def test_target_key_in_two_variants__is_refused() -> None:
+    errors = problems(
+        targets=[{"variant": "on", "values": ["u1"]}, {"variant": "off", "values": ["u1"]}]
+    )
+    assert "already targeted by targets[0]" in errors["targets[1].values"]
+
+
+def test_duplicate_rule_ids__are_refused() -> None:
+    errors = problems(rules=[{**rule("equals", 1), "id": "x"}, {**rule("equals", 2), "id": "x"}])
+    assert "duplicates" in errors["rules[1].id"]
+
+
+def test_serve_with_both_variant_and_split__is_refused() -> None:
+    errors = problems(default_serve={"variant": "on", "split": []})
+    assert "must be" in errors["default_serve"]
+
+
+def test_variants__type_checked() -> None:
+    assert check_variants("boolean", BOOL, "off") == {}
+    assert "exactly" in check_variants("boolean", {"yes": True, "no": False}, "no")["variants"]
+    assert "strings" in check_variants("string", {"a": 1}, "a")["variants.a"]
+    assert "finite numbers" in check_variants("number", {"a": "1"}, "a")["variants.a"]
+    assert (
+        "must name one of the variants" in check_variants("string", {"a": "x"}, "b")["off_variant"]
+    )
+    assert "must be one of" in check_variants("yaml", {"a": 1}, "a")["type"]
+
+
+def test_segment__may_not_nest_segments() -> None:
+    errors = check_segment({"rules": [{"conditions": [{"operator": "in_segment", "value": "x"}]}]})
+    assert "cannot refer to other segments" in errors["rules[0].conditions[0].operator"]
