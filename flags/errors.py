@@ -33,3 +33,8 @@ class FlagArchived(ServiceError):
 class AlreadyExists(ServiceError):
     code = "already_exists"
     status = 409
+
+
+class NotFound(ServiceError):
+    code = "not_found"
+    status = 404

@@ -172,3 +172,75 @@ class Segment(models.Model):
 
     def definition(self) -> dict[str, Any]:
         return {"included": self.included, "excluded": self.excluded, "rules": self.rules}
+
+
+class ApiToken(models.Model):
+    """A credential for the HTTP API. Only its SHA-256 digest is stored; the raw value is shown once."""
+
+    class Kind(models.TextChoices):
+        ADMIN = "admin", "admin (management API)"
+        SERVER = "server", "server SDK key"
+        CLIENT = "client", "client SDK key"
+        KILL = "kill", "kill key"
+
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    environment = models.ForeignKey(
+        Environment,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tokens",
+        help_text="Required for server and client keys; optional for kill keys; none for admin.",
+    )
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    # The last characters of the raw token, so people can tell tokens apart.
+    hint = models.CharField(max_length=8, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=200, blank=True)
+    # Written at most once a minute per process, never on every request.
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind}…{self.hint})"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class KillTrigger(models.Model):
+    """An unguessable URL that kills or restores one flag in one environment (for APM alerts).
+
+    Only the SHA-256 digest of its secret is stored; the URL is shown once.
+    """
+
+    class Action(models.TextChoices):
+        KILL = "kill"
+        RESTORE = "restore"
+
+    name = models.CharField(max_length=100, help_text="Who fires it, e.g. datadog-checkout-errors.")
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="triggers")
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="triggers")
+    action = models.CharField(max_length=10, choices=Action.choices, default=Action.KILL)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=8, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.action} {self.flag_id}@{self.environment_id}"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -13,17 +13,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from audit.recorder import Actor, audit_record
 from flags import publish, validation
 from flags.engine import FLAG_KEY_PATTERN
-from flags.errors import AlreadyExists, FlagArchived, ValidationFailed, VersionConflict
-from flags.models import Environment, Flag, FlagState, Segment, Tag
+from flags.errors import AlreadyExists, FlagArchived, NotFound, ValidationFailed, VersionConflict
+from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger, Segment, Tag
 from flags.selectors import segment_document
 
 STATE_FIELDS = ("enabled", "targets", "rules", "default_serve", "prerequisites")
@@ -627,6 +629,122 @@ def flag_restore(*, actor: Actor, flag: Flag, environment: Environment, reason: 
     return KillOutcome(state, True, environment.version)
 
 
+@dataclass(frozen=True)
+class TagKillOutcome:
+    """What a tag kill or restore did, flag by flag, under one incident id."""
+
+    incident_id: uuid.UUID | None
+    changed: list[FlagState]
+    unchanged: list[FlagState]
+    environment_version: int
+
+
+def _tagged_states(environment: Environment, tag: str) -> list[FlagState]:
+    states = list(
+        FlagState.objects.select_for_update(of=("self",))
+        .select_related("flag")
+        .filter(environment=environment, flag__archived_at__isnull=True, flag__tags__name=tag)
+        .order_by("flag__key")
+    )
+    if not states:
+        raise NotFound(
+            f"No live flag carries the tag {tag!r}; check the tag (flags list: ?tag={tag}).",
+            {"tag": "no live flag has it"},
+        )
+    return states
+
+
+@transaction.atomic
+def flag_kill_by_tag(
+    *, actor: Actor, tag: str, environment: Environment, reason: str
+) -> TagKillOutcome:
+    """Kill every live flag carrying ``tag`` in ``environment``, all or none, under one incident id.
+
+    One audit event per killed flag, each carrying the shared incident id; flags
+    already killed are left as they are (nothing written for them).
+    """
+    reason = _check_reason(reason, required=True, limit=MAX_KILL_REASON)
+    (environment,) = _lock_environments([environment.id])
+    states = _tagged_states(environment, tag)
+    incident = uuid.uuid4()
+    changed = [s for s in states if not s.killed]
+    if not changed:
+        return TagKillOutcome(None, [], states, environment.version)
+    now = timezone.now()
+    before = {s.pk: _state_record(s) for s in changed}
+    for state in changed:
+        state.killed_at, state.killed_by, state.kill_reason, state.kill_incident = (
+            now,
+            actor.name,
+            reason,
+            incident,
+        )
+        state.version += 1
+        state.save()
+    _bump_versions([environment])
+    for state in changed:
+        audit_record(
+            actor=actor,
+            action="flag.kill",
+            target_type="flag_state",
+            target_key=f"{state.flag.key}@{environment.key}",
+            flag_key=state.flag.key,
+            environment_key=environment.key,
+            before=before[state.pk],
+            after={**_state_record(state), "tag": tag},
+            reason=reason,
+            incident_id=incident,
+        )
+    return TagKillOutcome(
+        incident, changed, [s for s in states if s.killed and s not in changed], environment.version
+    )
+
+
+@transaction.atomic
+def flag_restore_by_tag(
+    *, actor: Actor, tag: str, environment: Environment, reason: str
+) -> TagKillOutcome:
+    """Lift the kill of every killed live flag carrying ``tag`` in ``environment``, all or none."""
+    reason = _check_reason(reason, required=True, limit=MAX_KILL_REASON)
+    (environment,) = _lock_environments([environment.id])
+    states = _tagged_states(environment, tag)
+    changed = [s for s in states if s.killed]
+    if not changed:
+        return TagKillOutcome(None, [], states, environment.version)
+    before = {s.pk: (_state_record(s), s.kill_incident) for s in changed}
+    for state in changed:
+        state.killed_at, state.killed_by, state.kill_reason, state.kill_incident = (
+            None,
+            "",
+            "",
+            None,
+        )
+        state.version += 1
+        state.save()
+    _bump_versions([environment])
+    for state in changed:
+        record, incident = before[state.pk]
+        audit_record(
+            actor=actor,
+            action="flag.restore",
+            target_type="flag_state",
+            target_key=f"{state.flag.key}@{environment.key}",
+            flag_key=state.flag.key,
+            environment_key=environment.key,
+            before=record,
+            after={**_state_record(state), "tag": tag},
+            reason=reason,
+            incident_id=incident,
+        )
+    incidents = {incident for _, incident in before.values()}
+    return TagKillOutcome(
+        incidents.pop() if len(incidents) == 1 else None,
+        changed,
+        [s for s in states if s not in changed],
+        environment.version,
+    )
+
+
 # --- segments ---------------------------------------------------------------------------
 
 SEGMENT_FIELDS = ("name", "description", "included", "excluded", "rules")
@@ -739,3 +857,263 @@ def segment_delete(*, actor: Actor, segment: Segment, reason: str = "") -> None:
         before=before,
         reason=reason,
     )
+
+
+# --- API tokens -------------------------------------------------------------------------
+
+
+def _token_record(token: ApiToken) -> dict[str, Any]:
+    # Never the raw token or its digest: the audit trail must not help anyone use it.
+    return {
+        "name": token.name,
+        "kind": token.kind,
+        "environment": token.environment.key if token.environment else None,
+        "hint": token.hint,
+        "revoked": token.revoked,
+    }
+
+
+@transaction.atomic
+def token_issue(
+    *,
+    actor: Actor,
+    kind: str,
+    name: str,
+    environment: Environment | None = None,
+    reason: str = "",
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its raw value, which is never shown again.
+
+    Server and client SDK keys belong to one environment; a kill key may; an admin
+    token may not.
+    """
+    from flags.tokens import token_digest, token_generate
+
+    reason = _check_reason(reason)
+    if kind not in ApiToken.Kind.values:
+        raise ValidationFailed(
+            f"Unknown token kind {kind!r}; use one of {', '.join(ApiToken.Kind.values)}.",
+            {"kind": f"one of {', '.join(ApiToken.Kind.values)}"},
+        )
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed(
+            "Name the token (1-100 characters), e.g. checkout-service.",
+            {"name": "required, at most 100 characters"},
+        )
+    if kind in (ApiToken.Kind.SERVER, ApiToken.Kind.CLIENT) and environment is None:
+        raise ValidationFailed(
+            f"A {kind} SDK key belongs to one environment; say which.",
+            {"environment": "required for this kind"},
+        )
+    if kind == ApiToken.Kind.ADMIN and environment is not None:
+        raise ValidationFailed(
+            "Admin tokens act on every environment; do not give one.",
+            {"environment": "not allowed for admin tokens"},
+        )
+    raw = token_generate(kind)
+    token = ApiToken.objects.create(
+        name=name,
+        kind=kind,
+        environment=environment,
+        digest=token_digest(raw),
+        hint=raw[-4:],
+        created_by=actor.name,
+    )
+    audit_record(
+        actor=actor,
+        action="token.create",
+        target_type="token",
+        target_key=f"{name} (…{token.hint})",
+        environment_key=environment.key if environment else "",
+        after=_token_record(token),
+        reason=reason,
+    )
+    transaction.on_commit(publish.tokens_changed)
+    return token, raw
+
+
+@transaction.atomic
+def token_revoke(*, actor: Actor, token: ApiToken, reason: str = "") -> ApiToken:
+    """Revoke a token: every process refuses it as fast as a kill propagates."""
+    reason = _check_reason(reason)
+    token = (
+        ApiToken.objects.select_for_update(of=("self",))
+        .select_related("environment")
+        .get(pk=token.pk)
+    )
+    if token.revoked:
+        return token
+    before = _token_record(token)
+    token.revoked_at = timezone.now()
+    token.revoked_by = actor.name
+    token.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(
+        actor=actor,
+        action="token.revoke",
+        target_type="token",
+        target_key=f"{token.name} (…{token.hint})",
+        environment_key=token.environment.key if token.environment else "",
+        before=before,
+        after=_token_record(token),
+        reason=reason,
+    )
+    transaction.on_commit(publish.tokens_changed)
+    return token
+
+
+def token_last_used_update(*, seen: Mapping[str, float]) -> int:
+    """Record when tokens were last used (batched by flags.tokens.usage).
+
+    Usage bookkeeping, not a change anyone makes: no audit event, no version bump,
+    and a time never moves backwards.
+    """
+    from django.db.models import Q
+
+    updated = 0
+    for digest, moment in seen.items():
+        at = datetime.fromtimestamp(moment, tz=UTC)
+        updated += ApiToken.objects.filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=at), digest=digest
+        ).update(last_used_at=at)
+    return updated
+
+
+# --- kill triggers -----------------------------------------------------------------------
+
+TRIGGER_PREFIX = "fsv_trigger_"
+
+
+def _trigger_record(trigger: KillTrigger) -> dict[str, Any]:
+    # Never the secret or its digest.
+    return {
+        "name": trigger.name,
+        "flag": trigger.flag.key,
+        "environment": trigger.environment.key,
+        "action": trigger.action,
+        "hint": trigger.hint,
+        "revoked": trigger.revoked,
+    }
+
+
+@transaction.atomic
+def trigger_create(
+    *,
+    actor: Actor,
+    name: str,
+    flag: Flag,
+    environment: Environment,
+    action: str = "kill",
+    reason: str = "",
+) -> tuple[KillTrigger, str]:
+    """Create a trigger URL for an APM alert; returns it with its secret, which is never shown again."""
+    import secrets as _secrets
+
+    from flags.tokens import token_digest
+
+    reason = _check_reason(reason)
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise ValidationFailed(
+            "Name the trigger (1-100 characters), e.g. datadog-checkout-5xx.", {"name": "required"}
+        )
+    if action not in KillTrigger.Action.values:
+        raise ValidationFailed(
+            f"A trigger either kills or restores; got {action!r}.", {"action": "kill or restore"}
+        )
+    if flag.archived:
+        raise FlagArchived(f"Flag {flag.key!r} is archived; triggers for it would do nothing.")
+    secret = TRIGGER_PREFIX + _secrets.token_urlsafe(32)  # 256 bits
+    trigger = KillTrigger.objects.create(
+        name=name,
+        flag=flag,
+        environment=environment,
+        action=action,
+        digest=token_digest(secret),
+        hint=secret[-4:],
+        created_by=actor.name,
+    )
+    audit_record(
+        actor=actor,
+        action="trigger.create",
+        target_type="trigger",
+        target_key=f"{name} (…{trigger.hint})",
+        flag_key=flag.key,
+        environment_key=environment.key,
+        after=_trigger_record(trigger),
+        reason=reason,
+    )
+    return trigger, secret
+
+
+@transaction.atomic
+def trigger_revoke(*, actor: Actor, trigger: KillTrigger, reason: str = "") -> KillTrigger:
+    """Revoke a trigger: its URL answers 404 from now on."""
+    reason = _check_reason(reason)
+    trigger = (
+        KillTrigger.objects.select_for_update(of=("self",))
+        .select_related("flag", "environment")
+        .get(pk=trigger.pk)
+    )
+    if trigger.revoked:
+        return trigger
+    before = _trigger_record(trigger)
+    trigger.revoked_at = timezone.now()
+    trigger.revoked_by = actor.name
+    trigger.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(
+        actor=actor,
+        action="trigger.revoke",
+        target_type="trigger",
+        target_key=f"{trigger.name} (…{trigger.hint})",
+        flag_key=trigger.flag.key,
+        environment_key=trigger.environment.key,
+        before=before,
+        after=_trigger_record(trigger),
+        reason=reason,
+    )
+    return trigger
+
+
+@transaction.atomic
+def trigger_fire(
+    *, trigger: KillTrigger, source_ip: str = "", request_id: str = "", note: str = ""
+) -> KillOutcome:
+    """Carry out a trigger's action. Every firing is on the audit trail.
+
+    A firing that changes the flag is recorded by its kill or restore event (actor
+    ``trigger:<name>``, with the caller's address); one that finds the flag
+    already so is recorded as ``trigger.fire`` with nothing else written.
+    """
+    actor = Actor(
+        AuditEvent.ActorKind.TRIGGER,
+        f"trigger:{trigger.name}",
+        request_id=request_id,
+        source_ip=source_ip,
+    )
+    reason = f"trigger {trigger.name!r} fired" + (f": {note.strip()[:300]}" if note.strip() else "")
+    if trigger.action == KillTrigger.Action.KILL:
+        outcome = flag_kill(
+            actor=actor, flag=trigger.flag, environment=trigger.environment, reason=reason
+        )
+    else:
+        outcome = flag_restore(
+            actor=actor, flag=trigger.flag, environment=trigger.environment, reason=reason
+        )
+    if not outcome.changed:
+        audit_record(
+            actor=actor,
+            action="trigger.fire",
+            target_type="trigger",
+            target_key=f"{trigger.name} (…{trigger.hint})",
+            flag_key=trigger.flag.key,
+            environment_key=trigger.environment.key,
+            after={
+                "action": trigger.action,
+                "changed": False,
+                "kill": outcome.state.kill_overlay(),
+            },
+            reason=f"{reason}; the flag was already {'killed' if trigger.action == 'kill' else 'live'}, nothing changed",
+            incident_id=outcome.state.kill_incident,
+        )
+    return outcome
