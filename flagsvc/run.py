@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
             "--port",
             str(args.port),
             "--no-access-log",
+            # Open SSE streams never finish on their own; give them 5 s, then close them.
+            "--timeout-graceful-shutdown",
+            "5",
         ],
         "worker": [
             python,

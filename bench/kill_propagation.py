@@ -1,0 +1,239 @@
+"""Time from a kill request until every streaming subscriber has the new version.
+
+    python bench/kill_propagation.py [--subscribers 100 1000] [--kills 10] [--flags 350]
+
+Starts the real stack (uvicorn, 2 workers, PostgreSQL, Redis), opens N raw SSE
+subscribers (plain sockets, one coroutine each), fires kills with a kill key
+through POST /api/v1/flags/{key}/kill/ and records, per subscriber, the time from
+the start of the kill request until its stream delivered an event with the new
+environment version. Target: p99 <= 100 ms at N = 1,000, subscribers included.
+
+Then measures the kill endpoint's own latency while 500 snapshot polls per second
+run against the server (a separate process paces them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._stack import Stack, machine, running
+
+SETUP = r"""
+import json
+from audit.recorder import Actor
+from flags import services
+actor = Actor.system("bench")
+production = services.environment_create(actor=actor, key="production")
+for i in range(N_FLAGS):
+    flag = services.flag_create(actor=actor, key=f"flag-{i:03d}", tags=["bench"])
+    services.flag_state_update(actor=actor, flag=flag, environment=production, enabled=True,
+        rules=[{"id": "de", "conditions": [{"attribute": "country", "operator": "in", "value": ["DE", "AT"]}], "serve": {"variant": "on"}}],
+        default_serve={"split": [{"variant": "on", "weight": 2500}, {"variant": "off", "weight": 7500}]})
+_, server = services.token_issue(actor=actor, kind="server", name="bench-server", environment=production)
+_, kill = services.token_issue(actor=actor, kind="kill", name="bench-kill", environment=production)
+print(json.dumps({"server": server, "kill": kill}))
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+class Subscriber:
+    """A raw SSE client: records when each version id arrives."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port, self.token = host, port, token
+        self.seen: dict[int, float] = {}
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        writer.write(
+            f"GET /api/v1/sdk/stream/ HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {self.token}\r\n"
+            "Accept: text/event-stream\r\n\r\n".encode()
+        )
+        await writer.drain()
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    return
+                if line.startswith(b"id: "):
+                    self.seen[int(line[4:])] = time.perf_counter()
+                    self.connected.set()
+        except (ConnectionError, asyncio.CancelledError):
+            return
+        finally:
+            writer.close()
+
+
+async def http(
+    host: str, port: int, method: str, path: str, headers: dict[str, str], body: bytes = b""
+) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection(host, port)
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    writer.write(head.encode() + b"\r\n" + body)
+    await writer.drain()
+    response = await reader.read()
+    writer.close()
+    status = int(response.split(b" ", 2)[1])
+    return status, response.split(b"\r\n\r\n", 1)[1]
+
+
+async def propagation(
+    stack: Stack, tokens: dict[str, str], subscribers: int, kills: int
+) -> list[float]:
+    host, port = "127.0.0.1", stack.port
+    clients = [Subscriber(host, port, tokens["server"]) for _ in range(subscribers)]
+    tasks = [asyncio.create_task(c.run()) for c in clients]
+    await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), timeout=60)
+    await asyncio.sleep(0.5)
+    delays: list[float] = []
+    headers = {"Authorization": f"Bearer {tokens['kill']}", "Content-Type": "application/json"}
+    for n in range(kills):
+        action = "kill" if n % 2 == 0 else "restore"
+        body = json.dumps({"reason": f"bench {action} {n}"}).encode()
+        started = time.perf_counter()
+        status, answer = await http(
+            host, port, "POST", f"/api/v1/flags/flag-007/{action}/", headers, body
+        )
+        if status != 200:
+            raise SystemExit(f"{action} answered {status}: {answer[:300]!r}")
+        version = json.loads(answer)["environment_version"]
+        deadline = time.perf_counter() + 10
+        while not all(version in c.seen for c in clients):
+            if time.perf_counter() > deadline:
+                missing = sum(version not in c.seen for c in clients)
+                raise SystemExit(f"{missing} subscribers never saw version {version}")
+            await asyncio.sleep(0.002)
+        delays += [(c.seen[version] - started) * 1000 for c in clients]
+        await asyncio.sleep(0.3)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return delays
+
+
+def poller(port: int, token: str, rate: int, seconds: float, results: Any) -> None:
+    """A separate process sending ``rate`` snapshot polls per second on keep-alive connections."""
+
+    async def main() -> None:
+        connections = 25
+        interval = connections / rate
+        done = 0
+        statuses: dict[int, int] = {}
+        stop = time.perf_counter() + seconds
+
+        async def one() -> None:
+            nonlocal done
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            request = (
+                f"GET /api/v1/sdk/snapshot/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+                "Accept-Encoding: gzip\r\n\r\n"
+            ).encode()
+            next_at = time.perf_counter()
+            while time.perf_counter() < stop:
+                writer.write(request)
+                await writer.drain()
+                head = await reader.readuntil(b"\r\n\r\n")
+                status = int(head.split(b" ", 2)[1])
+                statuses[status] = statuses.get(status, 0) + 1
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                if length:
+                    await reader.readexactly(length)
+                done += 1
+                next_at += interval
+                await asyncio.sleep(max(0, next_at - time.perf_counter()))
+            writer.close()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(connections)))
+        results.put({"rate": done / (time.perf_counter() - started), "statuses": statuses})
+
+    asyncio.run(main())
+
+
+async def kill_latency_under_load(stack: Stack, tokens: dict[str, str], calls: int) -> list[float]:
+    headers = {"Authorization": f"Bearer {tokens['kill']}", "Content-Type": "application/json"}
+    latencies = []
+    for n in range(calls):
+        action = "kill" if n % 2 == 0 else "restore"
+        body = json.dumps({"reason": f"latency {n}"}).encode()
+        started = time.perf_counter()
+        status, answer = await http(
+            "127.0.0.1", stack.port, "POST", f"/api/v1/flags/flag-011/{action}/", headers, body
+        )
+        latencies.append((time.perf_counter() - started) * 1000)
+        if status != 200:
+            raise SystemExit(f"{action} answered {status}: {answer[:300]!r}")
+        await asyncio.sleep(0.05)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[100, 1000])
+    parser.add_argument("--kills", type=int, default=10, help="kill/restore requests per N")
+    parser.add_argument("--flags", type=int, default=350)
+    parser.add_argument("--latency-calls", type=int, default=100)
+    args = parser.parse_args()
+    with running("kill", extra_env={"SDK_RATE_LIMIT_PER_SECOND": "0"}) as stack:
+        print(f"[bench] creating {args.flags} flags…", flush=True)
+        tokens = json.loads(
+            stack.python(SETUP.replace("N_FLAGS", str(args.flags))).strip().splitlines()[-1]
+        )
+        stack.start_web()
+        print(f"\nmachine: {machine()}")
+        print(f"server:  {stack.describe()}")
+        print(
+            f"kill:    POST /api/v1/flags/flag-007/{{kill,restore}}/ with a kill key, {args.kills} per N; "
+            "delay = request start -> event with the new version read by the subscriber\n"
+        )
+        print(
+            f"{'subscribers':>11} {'events':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}  target"
+        )
+        for n in args.subscribers:
+            delays = asyncio.run(propagation(stack, tokens, n, args.kills))
+            p99 = percentile(delays, 99)
+            target = f"p99 <= 100 ms: {'MET' if p99 <= 100 else 'MISSED'}" if n >= 1000 else ""
+            print(
+                f"{n:>11} {len(delays):>7} {statistics.median(delays):>8.1f} {p99:>8.1f} {max(delays):>8.1f}  {target}"
+            )
+
+        seconds = args.latency_calls * 0.05 + 15
+        results: Any = multiprocessing.Queue()
+        load = multiprocessing.Process(
+            target=poller, args=(stack.port, tokens["server"], 500, seconds, results)
+        )
+        load.start()
+        time.sleep(2)
+        latencies = asyncio.run(kill_latency_under_load(stack, tokens, args.latency_calls))
+        load.join()
+        polled = results.get()
+        print(
+            f"\nkill endpoint under {polled['rate']:.0f} snapshot polls/s ({polled['statuses']}): "
+            f"{len(latencies)} kill/restore calls, p50 {statistics.median(latencies):.1f} ms, "
+            f"p99 {percentile(latencies, 99):.1f} ms, max {max(latencies):.1f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,465 @@
+"""The SDK edge's endpoints: snapshot (ETag/304, gzip), SSE stream, OFREP, health and metrics.
+
+Steady state touches neither the ORM nor Django's middleware: every answer comes
+from the process's EdgeState. Errors use the API's body for the SDK paths and
+OFREP's own shapes for /ofrep/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import time
+from typing import Any
+
+from django.conf import settings
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from flags.edge.ratelimit import RateLimiter
+from flags.edge.state import EdgeState, Subscriber, ofrep_success, run_db, sse_event
+from flags.engine import Reason
+from flags.tokens import TokenPrincipal
+from flagsvc import metrics
+
+JSON = "application/json"
+MAX_OFREP_BODY = 64 * 1024
+
+CORS_HEADERS = {
+    "access-control-allow-origin": "*",
+    "access-control-allow-methods": "GET, POST, OPTIONS",
+    "access-control-allow-headers": "Authorization, X-API-Key, Content-Type, If-None-Match, Last-Event-ID",
+    "access-control-expose-headers": "ETag, Retry-After",
+    "access-control-max-age": "600",
+}
+
+_observe_snapshot = metrics.Observer("edge:snapshot")
+_observe_stream = metrics.Observer("edge:stream")
+_observe_ofrep = metrics.Observer("edge:ofrep_flag", "POST")
+_observe_bulk = metrics.Observer("edge:ofrep_bulk", "POST")
+
+
+class EdgeError(Exception):
+    """A refused SDK request; rendered in the API's error body or OFREP's shape."""
+
+    def __init__(
+        self, status: int, code: str, message: str, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+
+def api_error(error: EdgeError) -> Response:
+    headers = {"retry-after": str(error.retry_after)} if error.retry_after else {}
+    if error.status == 401:
+        headers["www-authenticate"] = 'Bearer realm="flagsvc"'
+    body = {"error": {"code": error.code, "message": error.message, "fields": {}}}
+    return Response(json.dumps(body).encode(), error.status, headers=headers, media_type=JSON)
+
+
+def ofrep_error(error: EdgeError, key: str | None = None) -> Response:
+    headers = dict(CORS_HEADERS)
+    if error.retry_after:
+        headers["retry-after"] = str(error.retry_after)
+    body: dict[str, Any] = {"errorCode": error.code, "errorDetails": error.message}
+    if key is not None:
+        body = {"key": key, **body}
+    return Response(json.dumps(body).encode(), error.status, headers=headers, media_type=JSON)
+
+
+class Edge:
+    """The handlers, bound to one process's state and rate limiter."""
+
+    def __init__(self, state: EdgeState, limiter: RateLimiter) -> None:
+        self.state = state
+        self.limiter = limiter
+
+    # -- shared steps
+
+    async def _principal(
+        self, request: Request, *, allow_api_key: bool, allow_query: bool = False
+    ) -> TokenPrincipal:
+        headers = request.headers
+        raw = ""
+        authorization = headers.get("authorization")
+        if authorization:
+            scheme, _, value = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not value.strip():
+                raise EdgeError(
+                    401, "unauthenticated", "Send the key as 'Authorization: Bearer <key>'."
+                )
+            raw = value.strip()
+        elif allow_api_key and headers.get("x-api-key"):
+            raw = headers["x-api-key"].strip()
+        elif allow_query and request.query_params.get("api_key"):
+            raw = request.query_params["api_key"]
+        if not raw:
+            raise EdgeError(
+                401,
+                "unauthenticated",
+                "No key: send 'Authorization: Bearer <server or client SDK key>'"
+                + (" or 'X-API-Key: <key>'." if allow_api_key else "."),
+            )
+        principal, why = await self.state.authenticate(raw)
+        if principal is None:
+            raise EdgeError(401, "unauthenticated", f"{why[:1].upper()}{why[1:]}; use a live key.")
+        return principal
+
+    def _environment_of(
+        self, request: Request, principal: TokenPrincipal, kinds: tuple[str, ...]
+    ) -> str:
+        if principal.kind not in kinds and principal.kind != "admin":
+            needed = " or ".join(f"{k} SDK key" for k in kinds)
+            raise EdgeError(
+                403,
+                "permission_denied",
+                f"A {principal.kind} token cannot use this endpoint; use a {needed}.",
+            )
+        asked = request.query_params.get("environment")
+        if principal.kind == "admin":
+            if not asked:
+                raise EdgeError(
+                    400,
+                    "invalid_request",
+                    "Admin tokens must name the environment: ?environment=<key>.",
+                )
+            return asked
+        if asked and asked != principal.environment_key:
+            raise EdgeError(
+                403,
+                "permission_denied",
+                f"This key belongs to {principal.environment_key!r}, not {asked!r}.",
+            )
+        assert principal.environment_key is not None
+        return principal.environment_key
+
+    def _limit(self, request: Request, principal: TokenPrincipal) -> None:
+        client = request.client.host if request.client else "-"
+        retry_after = self.limiter.hit(f"{principal.digest[:16]}:{client}")
+        if retry_after is not None:
+            raise EdgeError(
+                429,
+                "rate_limited",
+                f"Too many requests for this key from {client}; retry after {retry_after} s.",
+                retry_after,
+            )
+
+    async def _snapshot(self, environment: str) -> Any:
+        snapshot = self.state.current(environment) or await self.state.load(environment)
+        if snapshot is None:
+            raise EdgeError(404, "not_found", f"No environment {environment!r}.")
+        return snapshot
+
+    # -- GET /api/v1/sdk/snapshot/
+
+    async def snapshot(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            principal = await self._principal(request, allow_api_key=False)
+            environment = self._environment_of(request, principal, ("server",))
+            self._limit(request, principal)
+            snapshot = await self._snapshot(environment)
+        except EdgeError as error:
+            _observe_snapshot(error.status, started)
+            return api_error(error)
+        headers = {"cache-control": "no-cache", "vary": "Accept-Encoding"}
+        gzip = "gzip" in request.headers.get("accept-encoding", "")
+        headers["etag"] = snapshot.etag_gzip if gzip else snapshot.etag
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match and snapshot.matches(if_none_match):
+            _observe_snapshot(304, started)
+            return Response(status_code=304, headers=headers)
+        if gzip:
+            headers["content-encoding"] = "gzip"
+            _observe_snapshot(200, started)
+            return Response(snapshot.gzip_body, headers=headers, media_type=JSON)
+        _observe_snapshot(200, started)
+        return Response(snapshot.body, headers=headers, media_type=JSON)
+
+    # -- GET /api/v1/sdk/stream/
+
+    async def stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        started = time.perf_counter()
+        try:
+            principal = await self._principal(request, allow_api_key=True, allow_query=True)
+            environment = self._environment_of(request, principal, ("server", "client"))
+            self._limit(request, principal)
+            snapshot = await self._snapshot(environment)
+        except EdgeError as error:
+            _observe_stream(error.status, started)
+            await api_error(error)(scope, receive, send)
+            return
+        _observe_stream(200, started)
+        await SSEStream(
+            self.state, environment, principal.kind, snapshot.version, _last_event_id(request)
+        )(scope, receive, send)
+
+    # -- POST /ofrep/v1/evaluate/flags/{key} and /ofrep/v1/evaluate/flags
+
+    async def _ofrep_request(self, request: Request) -> tuple[Any, dict[str, Any], TokenPrincipal]:
+        principal = await self._principal(request, allow_api_key=True)
+        environment = self._environment_of(request, principal, ("server", "client"))
+        self._limit(request, principal)
+        body = await request.body()
+        if len(body) > MAX_OFREP_BODY:
+            raise EdgeError(
+                400,
+                "INVALID_CONTEXT",
+                f"The request body is over {MAX_OFREP_BODY // 1024} KB; send a smaller context.",
+            )
+        try:
+            payload = json.loads(body) if body else {}
+        except ValueError as error:
+            raise EdgeError(400, "PARSE_ERROR", f"The body is not valid JSON: {error}.") from None
+        if not isinstance(payload, dict):
+            raise EdgeError(
+                400,
+                "INVALID_CONTEXT",
+                'Send a JSON object like {"context": {"targetingKey": "user-1"}}.',
+            )
+        context = payload.get("context", {})
+        if not isinstance(context, dict):
+            raise EdgeError(
+                400, "INVALID_CONTEXT", '"context" must be a JSON object of attributes.'
+            )
+        targeting_key = context.get("targetingKey")
+        if targeting_key is not None and not isinstance(targeting_key, str):
+            raise EdgeError(400, "INVALID_CONTEXT", '"context.targetingKey" must be a string.')
+        return await self._snapshot(environment), context, principal
+
+    async def ofrep_flag(self, request: Request) -> Response:
+        started = time.perf_counter()
+        key = request.path_params["key"]
+        try:
+            snapshot, context, principal = await self._ofrep_request(request)
+            engine = snapshot.engine
+            flag = engine.flags.get(key)
+            if flag is None or (principal.kind == "client" and key not in snapshot.client_visible):
+                raise EdgeError(
+                    404,
+                    "FLAG_NOT_FOUND",
+                    f"Flag {key!r} does not exist in this environment or is not visible to this key.",
+                )
+            constant = snapshot.constant_answer(key)
+            if constant is not None:
+                _observe_ofrep(200, started)
+                return Response(constant, headers=CORS_HEADERS, media_type=JSON)
+            result = flag.evaluate(context, engine.flags)
+            if (
+                result.reason == Reason.DEFAULT
+                and not context.get("targetingKey")
+                and snapshot.flag_needs_targeting_key(key)
+            ):
+                raise EdgeError(
+                    400,
+                    "TARGETING_KEY_MISSING",
+                    f"Flag {key!r} splits traffic by targetingKey; put one in the context.",
+                )
+        except EdgeError as error:
+            _observe_ofrep(error.status, started)
+            if error.code in (
+                "unauthenticated",
+                "permission_denied",
+                "rate_limited",
+                "not_found",
+                "invalid_request",
+            ):
+                return ofrep_error(error)
+            return ofrep_error(error, key)
+        body = ofrep_success(key, flag.type, result, snapshot.flag_metadata(key))
+        _observe_ofrep(200, started)
+        return Response(
+            json.dumps(body, separators=(",", ":")).encode(), headers=CORS_HEADERS, media_type=JSON
+        )
+
+    async def ofrep_bulk(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            snapshot, context, principal = await self._ofrep_request(request)
+        except EdgeError as error:
+            _observe_bulk(error.status, started)
+            return ofrep_error(error)
+        fingerprint = hashlib.sha256(
+            json.dumps(context, sort_keys=True, separators=(",", ":")).encode()
+            + principal.kind.encode()
+        ).hexdigest()[:20]
+        etag = f'"{snapshot.key}:{snapshot.version}:{fingerprint}"'
+        headers = {**CORS_HEADERS, "etag": etag, "cache-control": "no-cache"}
+        if_none_match = request.headers.get("if-none-match", "")
+        if etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]:
+            _observe_bulk(304, started)
+            return Response(status_code=304, headers=headers)
+        engine = snapshot.engine
+        visible = snapshot.client_visible if principal.kind == "client" else None
+        answers = []
+        for key, flag in engine.flags.items():
+            if visible is not None and key not in visible:
+                continue
+            result = flag.evaluate(context, engine.flags)
+            if (
+                result.reason == Reason.DEFAULT
+                and not context.get("targetingKey")
+                and snapshot.flag_needs_targeting_key(key)
+            ):
+                answers.append(
+                    {
+                        "key": key,
+                        "errorCode": "TARGETING_KEY_MISSING",
+                        "errorDetails": "this flag splits by targetingKey",
+                    }
+                )
+                continue
+            answers.append(ofrep_success(key, flag.type, result, snapshot.flag_metadata(key)))
+        _observe_bulk(200, started)
+        return Response(
+            json.dumps({"flags": answers}, separators=(",", ":")).encode(),
+            headers=headers,
+            media_type=JSON,
+        )
+
+    async def preflight(self, request: Request) -> Response:
+        return Response(status_code=204, headers=CORS_HEADERS)
+
+    # -- operations
+
+    async def healthz(self, request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type=JSON)
+
+    async def readyz(self, request: Request) -> Response:
+        checks = await readiness_checks(self)
+        down = [name for name, outcome in checks.items() if outcome != "ok"]
+        body: dict[str, Any] = {"status": "ready" if not down else "unavailable", "checks": checks}
+        if down:
+            body["error"] = {
+                "code": "not_ready",
+                "message": f"Unreachable: {', '.join(down)}.",
+                "fields": {},
+            }
+        return Response(json.dumps(body).encode(), 503 if down else 200, media_type=JSON)
+
+    async def metrics(self, request: Request) -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
+
+def _last_event_id(request: Request) -> int | None:
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    try:
+        return int(raw) if raw else None
+    except ValueError:
+        return None
+
+
+class SSEStream:
+    """One open stream: an event on connect, one per publish, keep-alives; ends on disconnect."""
+
+    def __init__(
+        self, state: EdgeState, environment: str, kind: str, version: int, last_event_id: int | None
+    ) -> None:
+        self.state, self.environment, self.kind = state, environment, kind
+        self.version, self.last_event_id = version, last_event_id
+
+    def opening_events(self) -> list[bytes]:
+        current = self.state.current(self.environment)
+        version = current.version if current else self.version
+        if (
+            self.kind != "client"
+            and self.last_event_id is not None
+            and self.last_event_id < version
+        ):
+            chain = self.state.catch_up(self.environment, self.last_event_id, version)
+            if chain:
+                return chain
+        return [
+            sse_event("version", version, {"environment": self.environment, "version": version})
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        subscriber = Subscriber(kind=self.kind)
+        self.state.subscribe(self.environment, subscriber)
+        disconnected = asyncio.Event()
+
+        async def watch_disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected.set()
+            if not subscriber.queue.full():
+                subscriber.queue.put_nowait(None)
+
+        watcher = asyncio.create_task(watch_disconnect())
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"text/event-stream; charset=utf-8"),
+                        (b"cache-control", b"no-cache"),
+                        (b"x-accel-buffering", b"no"),
+                        *[(k.encode(), v.encode()) for k, v in CORS_HEADERS.items()],
+                    ],
+                }
+            )
+            opening = b"retry: 2000\n\n" + b"".join(self.opening_events())
+            await send({"type": "http.response.body", "body": opening, "more_body": True})
+            keepalive = settings.STREAM_KEEPALIVE_SECONDS
+            while not disconnected.is_set():
+                try:
+                    event = await asyncio.wait_for(subscriber.queue.get(), timeout=keepalive)
+                except TimeoutError:
+                    event = b": keep-alive\n\n"
+                if event is None:
+                    break
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            if not disconnected.is_set():
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass  # the client went away mid-write
+        finally:
+            self.state.unsubscribe(self.environment, subscriber)
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+
+
+async def readiness_checks(edge: Edge) -> dict[str, str]:
+    """Database, cache and broker, each 'ok' or what went wrong (checked concurrently, bounded)."""
+
+    def database() -> str:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+
+    def cache() -> str:
+        if not settings.REDIS_URL:
+            return "ok"
+        from flags import publish
+
+        store = publish.store()
+        store.client.ping()  # type: ignore[union-attr]
+        return "ok"
+
+    def broker() -> str:
+        from flagsvc.celery import app
+
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+        return "ok"
+
+    async def check(function: Any) -> str:
+        try:
+            return await asyncio.wait_for(run_db(function), timeout=3)
+        except TimeoutError:
+            return "timed out"
+        except Exception as error:
+            return f"error: {type(error).__name__}: {str(error)[:200]}"
+
+    names = ("database", "cache", "broker")
+    results = await asyncio.gather(*(check(f) for f in (database, cache, broker)))
+    return dict(zip(names, results, strict=True))

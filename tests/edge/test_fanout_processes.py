@@ -1,0 +1,123 @@
+"""Fan-out across processes: a change made here reaches streams on every uvicorn worker via Redis."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from django.db import connection
+
+from flags import services
+from tests.edge.conftest import flag
+from tests.edge.test_stream import StreamReader
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_TEST_URL = "redis://127.0.0.1:6379/14"
+
+pytestmark = [pytest.mark.postgres, pytest.mark.integration]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Edge:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def client(self, token: str | None = None, **headers: str) -> httpx.Client:
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return httpx.Client(base_url=self.url, headers=headers, timeout=10)
+
+
+@pytest.fixture
+def two_workers(world: dict[str, Any], settings: Any) -> Any:
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("needs Redis: set REDIS_URL")
+    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+    settings.REDIS_URL = REDIS_TEST_URL
+    db = connection.settings_dict
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "flagsvc.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "REDIS_URL": REDIS_TEST_URL,
+        "EDGE_WATCH_SECONDS": "60",  # only pub/sub can be this fast
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "flagsvc.asgi:application",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+            "--timeout-graceful-shutdown",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    edge = _Edge(f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{edge.url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.2)
+    yield edge
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=20)
+
+
+def test_kill__reaches_streams_on_both_workers_through_redis(
+    two_workers: _Edge, world: dict[str, Any]
+) -> None:
+    readers = [StreamReader(two_workers, world["tokens"]["server"]) for _ in range(8)]  # type: ignore[arg-type]
+    try:
+        deadline = time.monotonic() + 10
+        while not all(r.events for r in readers):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        started = time.monotonic()
+        outcome = services.flag_kill(
+            actor=world["actor"],
+            flag=flag("new-checkout"),
+            environment=world["production"],
+            reason="fan-out",
+        )
+        while not all(len(r.events) >= 2 for r in readers):
+            assert time.monotonic() - started < 2, [len(r.events) for r in readers]
+            time.sleep(0.005)
+        for reader in readers:
+            _, event, event_id, _ = reader.events[1]
+            assert event == "patch" and int(event_id) == outcome.environment_version
+        assert max(r.events[1][0] for r in readers) - started < 0.5
+    finally:
+        for reader in readers:
+            reader.close()
