@@ -23,7 +23,7 @@ from django.utils.safestring import SafeString
 from audit.recorder import Actor
 from flags import services, validation
 from flags.errors import ServiceError
-from flags.models import Environment, Flag, FlagState, Segment
+from flags.models import ApiToken, Environment, Flag, FlagState, Segment
 from flags.selectors import state_summary
 
 JSON_WIDGET = forms.Textarea(
@@ -762,3 +762,113 @@ class SegmentAdmin(ServiceErrorsAsMessages):
                 messages.error(request, error.message)
             else:
                 messages.success(request, f"Deleted segment {segment.key}.")
+
+
+# --- API tokens --------------------------------------------------------------------------
+
+TOKEN_DETAIL_FIELDS = (
+    "name",
+    "kind",
+    "environment",
+    "hint",
+    "created_at",
+    "created_by",
+    "last_used_at",
+    "revoked_at",
+    "revoked_by",
+)
+
+
+class ApiTokenForm(forms.ModelForm):
+    reason = forms.CharField(
+        required=False, max_length=services.MAX_REASON, help_text="Why (goes on the audit trail)."
+    )
+
+    class Meta:
+        model = ApiToken
+        fields = ("name", "kind", "environment")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ServiceErrorsAsMessages):
+    """Issue tokens (the value is shown once, on its own page) and revoke them; never edit one."""
+
+    form = ApiTokenForm
+    list_display = (
+        "name",
+        "kind",
+        "environment",
+        "hint",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "is_revoked",
+    )
+    list_filter = ("kind", "environment", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "hint", "created_by")
+    actions = ("revoke_tokens",)
+
+    @admin.display(description="Revoked", boolean=True, ordering="revoked_at")
+    def is_revoked(self, token: ApiToken) -> bool:
+        return token.revoked
+
+    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
+        return TOKEN_DETAIL_FIELDS if obj else ("name", "kind", "environment", "reason")
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: ApiToken | None = None
+    ) -> tuple[str, ...]:
+        return TOKEN_DETAIL_FIELDS if obj else ()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a token is issued or revoked, never edited
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # revoked tokens stay listed: the audit trail names them
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("flags.change_apitoken")
+
+    def save_model(
+        self, request: HttpRequest, obj: ApiToken, form: forms.Form, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        token, raw = services.token_issue(
+            actor=Actor.from_request(request),
+            kind=data["kind"],
+            name=data["name"],
+            environment=data.get("environment"),
+            reason=data.get("reason", ""),
+        )
+        obj.pk = obj.id = token.pk
+        obj.hint = token.hint
+        obj._state.adding = False
+        # Only for the page that follows (response_add); never stored anywhere.
+        request._issued_token = raw  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        raw = getattr(request, "_issued_token", None)
+        if raw is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Token {obj.name!r} issued",
+            "token": ApiToken.objects.select_related("environment").get(pk=obj.pk),
+            "raw": raw,
+        }
+        response = TemplateResponse(request, "admin/flags/apitoken/issued.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
+    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        actor = Actor.from_request(request)
+        for token in queryset:
+            if token.revoked:
+                messages.info(request, f"{token} was already revoked.")
+                continue
+            services.token_revoke(actor=actor, token=token, reason="revoked from the admin list")
+            messages.success(request, f"Revoked {token}: it stops working everywhere.")

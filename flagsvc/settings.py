@@ -19,6 +19,10 @@ env = environ.Env(
     CSRF_TRUSTED_ORIGINS=(list, []),
     LOG_LEVEL=(str, "INFO"),
     ROLLOUT_TICK_SECONDS=(float, 15.0),
+    SDK_RATE_LIMIT_PER_SECOND=(int, 100),
+    STREAM_KEEPALIVE_SECONDS=(float, 15.0),
+    EDGE_WATCH_SECONDS=(float, 5.0),
+    EDGE_FALLBACK_WATCH_SECONDS=(float, 0.5),
 )
 
 DEBUG = env("DEBUG")
@@ -47,12 +51,16 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "audit",
     "flags",
 ]
 
 MIDDLEWARE = [
+    "flagsvc.metrics.django_metrics_middleware",
     "django.middleware.security.SecurityMiddleware",
+    "flagsvc.middleware.RequestIdMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -101,6 +109,23 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "flagsvc",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 1.0},
+        }
+    }
+
+# The SDK edge (flags/edge): per-(key, client address) request limit (0 = none), stream
+# keep-alive interval, and how often each process checks the database for versions it
+# missed (slowly while Redis pub/sub is healthy, fast without it).
+SDK_RATE_LIMIT_PER_SECOND = env("SDK_RATE_LIMIT_PER_SECOND")
+STREAM_KEEPALIVE_SECONDS = env("STREAM_KEEPALIVE_SECONDS")
+EDGE_WATCH_SECONDS = env("EDGE_WATCH_SECONDS")
+EDGE_FALLBACK_WATCH_SECONDS = env("EDGE_FALLBACK_WATCH_SECONDS")
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
@@ -135,6 +160,44 @@ STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
+# The management API (flags/api, audit/api.py): admin tokens or staff sessions, JSON
+# only, one error body; API_ADMIN_TOKEN_RATE limits requests per admin token
+# (DRF rate syntax, e.g. 1200/minute; counted in the default cache).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "flags.api.auth.BearerTokenAuthentication",
+        "flags.api.auth.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["flags.api.permissions.AdminOnly"],
+    "DEFAULT_PARSER_CLASSES": ["flags.api.http.LimitedJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": ["flags.api.http.AdminTokenThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "admin_token": env.str("API_ADMIN_TOKEN_RATE", default="1200/minute"),
+    },
+    "EXCEPTION_HANDLER": "flags.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "flags.api.schema.ApiAutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "flagsvc API",
+    "DESCRIPTION": "Feature flags and kill switches: the management API (admin token or "
+    "staff session), the SDK edge (server and client keys) and OFREP. Every error "
+    'answers {"error": {"code", "message", "fields"}}.',
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_PATCH": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "flags.api.schema.postprocess_schema",
+    ],
+}
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG

@@ -1,0 +1,1 @@
+"""The management REST API (Django REST framework): auth, scope, errors, endpoints, schema."""

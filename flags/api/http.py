@@ -1,0 +1,118 @@
+"""The management API's HTTP plumbing: body parsing, rate limits, request inputs.
+
+Named in REST_FRAMEWORK settings, so this module must not import rest_framework.views
+(DRF imports these classes while defining APIView); the base views are in base.py.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from rest_framework.parsers import JSONParser
+from rest_framework.request import Request
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+from flags.api.auth import principal_of
+from flags.api.errors import InvalidParameter, PayloadTooLarge
+
+REASON_HEADER = "X-Reason"
+
+
+class LimitedJSONParser(JSONParser):
+    """JSON bodies only, and no bigger than DATA_UPLOAD_MAX_MEMORY_SIZE.
+
+    Recent DRF reads ``request.body`` (Django checks the size; the error handler turns
+    that into 413); older DRF reads the stream directly, bypassing that check. This
+    parser checks either way.
+    """
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        request = (parser_context or {}).get("request")
+        declared = request.META.get("CONTENT_LENGTH") if request is not None else None
+        if limit is not None and declared and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"The body is {declared} bytes; keep it to {limit}.")
+        body = stream.read(limit + 1) if limit is not None else stream.read()
+        if limit is not None and len(body) > limit:
+            raise PayloadTooLarge(f"The body is larger than {limit} bytes; send less.")
+        return super().parse(io.BytesIO(body), media_type, parser_context)
+
+
+class AdminTokenThrottle(SimpleRateThrottle):
+    """Requests per token (by digest), at the rate in REST_FRAMEWORK's ``admin_token``.
+
+    Sessions are not counted here: the admin login is throttled on its own.
+    """
+
+    scope = "admin_token"
+
+    def get_rate(self) -> str | None:
+        # Read on every request (not once at import) so settings overrides apply.
+        rates: Mapping[str, Any] = api_settings.DEFAULT_THROTTLE_RATES
+        rate = rates.get(self.scope)
+        return None if rate is None else str(rate)
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        principal = principal_of(request)
+        if principal is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": principal.digest[:32]}
+
+
+def reason_of(request: Request, data: Mapping[str, Any] | None = None) -> str:
+    """The write's reason: the body's ``reason`` field, else the X-Reason header."""
+    if data is not None and data.get("reason"):
+        return str(data["reason"])
+    return request.headers.get(REASON_HEADER, "")
+
+
+_ETAG_VERSION = re.compile(r'^(?:W/)?"?(\d{1,18})"?$')
+
+
+def expected_version_of(request: Request, data: Mapping[str, Any]) -> int | None:
+    """The version a conditional write expects: ``If-Match: "<version>"`` or the body's ``version``.
+
+    ``If-Match: *`` (or neither) means unconditional: the write wins whatever the version.
+    """
+    header = request.headers.get("If-Match", "").strip()
+    from_header: int | None = None
+    if header and header != "*":
+        match = _ETAG_VERSION.match(header)
+        if match is None:
+            raise InvalidParameter(
+                "If-Match",
+                f'{header!r} is not a version ETag; send the ETag you read, e.g. If-Match: "7"',
+            )
+        from_header = int(match.group(1))
+    from_body = data.get("version")
+    if from_header is not None and from_body is not None and from_header != from_body:
+        raise InvalidParameter(
+            "If-Match",
+            f"names version {from_header} but the body's version is {from_body}; send one of them",
+        )
+    return from_header if from_header is not None else from_body
+
+
+def boolean_parameter(request: Request, name: str, default: bool | None) -> bool | None:
+    """A true/false query parameter; ``any``/``all`` mean no filter (None)."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    if value in ("any", "all"):
+        return None
+    raise InvalidParameter(name, f"{raw!r} is not one of true, false or any")

@@ -1,0 +1,44 @@
+"""Management API routes, mounted at /api/v1/ by flagsvc/urls.py."""
+
+from django.urls import path
+
+from flags.api import views
+
+urlpatterns = [
+    path("environments/", views.EnvironmentListView.as_view(), name="api-environments"),
+    path(
+        "environments/<str:key>/",
+        views.EnvironmentDetailView.as_view(),
+        name="api-environment",
+    ),
+    path(
+        "environments/<str:environment>/segments/",
+        views.SegmentListView.as_view(),
+        name="api-segments",
+    ),
+    path(
+        "environments/<str:environment>/segments/<str:key>/",
+        views.SegmentDetailView.as_view(),
+        name="api-segment",
+    ),
+    path("flags/", views.FlagListView.as_view(), name="api-flags"),
+    path("flags/<str:key>/", views.FlagDetailView.as_view(), name="api-flag"),
+    path("flags/<str:key>/archive/", views.FlagArchiveView.as_view(), name="api-flag-archive"),
+    path(
+        "flags/<str:key>/unarchive/",
+        views.FlagUnarchiveView.as_view(),
+        name="api-flag-unarchive",
+    ),
+    path(
+        "flags/<str:key>/environments/<str:environment>/",
+        views.FlagStateView.as_view(),
+        name="api-flag-state",
+    ),
+    path("tokens/", views.TokenListView.as_view(), name="api-tokens"),
+    path("tokens/<int:token_id>/", views.TokenDetailView.as_view(), name="api-token"),
+    path(
+        "tokens/<int:token_id>/revoke/",
+        views.TokenRevokeView.as_view(),
+        name="api-token-revoke",
+    ),
+]

@@ -1,0 +1,148 @@
+"""The scope matrix: every endpoint by every kind of caller, allowed or refused.
+
+Written as data: an endpoint lists the callers it allows; every other caller must
+be refused (401 without valid credentials, 403 with the wrong kind) and change
+nothing. Kill and SDK-edge endpoints join by adding rows (with ``allowed`` naming
+``kill``, ``server`` or ``client``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from audit.models import AuditEvent
+from audit.recorder import Actor
+from flags import services
+from flags.models import ApiToken, Environment, Flag
+from tests.api.conftest import bearer, error_of, send
+
+pytestmark = pytest.mark.django_db
+
+ADMIN = frozenset({"admin", "staff"})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # {token_id} is filled in with a token that exists
+    body: Any = None
+    allowed: frozenset[str] = field(default=ADMIN)
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+STATE = "/api/v1/flags/new-checkout/environments/production/"
+SEGMENT = "/api/v1/environments/production/segments/staff/"
+ENDPOINTS = [
+    Endpoint("GET", "/api/v1/environments/"),
+    Endpoint("POST", "/api/v1/environments/", {"key": "qa"}),
+    Endpoint("GET", "/api/v1/environments/production/"),
+    Endpoint("PATCH", "/api/v1/environments/production/", {"name": "Prod"}),
+    Endpoint("GET", "/api/v1/flags/"),
+    Endpoint("POST", "/api/v1/flags/", {"key": "other-flag"}),
+    Endpoint("GET", "/api/v1/flags/new-checkout/"),
+    Endpoint("PATCH", "/api/v1/flags/new-checkout/", {"owner": "payments"}),
+    Endpoint("DELETE", "/api/v1/flags/new-checkout/"),
+    Endpoint("POST", "/api/v1/flags/new-checkout/archive/"),
+    Endpoint("POST", "/api/v1/flags/retired/unarchive/"),
+    Endpoint("GET", STATE),
+    Endpoint("PUT", STATE, {"enabled": True, "default_serve": {"variant": "on"}}),
+    Endpoint("PATCH", STATE, {"enabled": True}),
+    Endpoint("GET", "/api/v1/environments/production/segments/"),
+    Endpoint("POST", "/api/v1/environments/production/segments/", {"key": "beta"}),
+    Endpoint("GET", SEGMENT),
+    Endpoint("PATCH", SEGMENT, {"included": ["user-2"]}),
+    Endpoint("DELETE", SEGMENT),
+    Endpoint("GET", "/api/v1/tokens/"),
+    Endpoint("POST", "/api/v1/tokens/", {"name": "deploy", "kind": "admin"}),
+    Endpoint("GET", "/api/v1/tokens/{token_id}/"),
+    Endpoint("POST", "/api/v1/tokens/{token_id}/revoke/"),
+    Endpoint("GET", "/api/v1/audit/"),
+    Endpoint("GET", "/api/v1/audit/?format=csv"),
+    Endpoint("GET", "/api/v1/audit/?format=jsonl"),
+]
+
+# Who calls, and the status a refusal must have.
+CALLERS = {
+    "admin": 403,
+    "staff": 403,
+    "server": 403,
+    "client": 403,
+    "kill": 403,
+    "non-staff user": 403,
+    "no token": 401,
+    "revoked admin": 401,
+}
+
+
+@pytest.fixture
+def world(
+    actor: Actor, environments: dict[str, Environment], make_flag: Callable[..., Flag]
+) -> dict[str, Any]:
+    production = environments["production"]
+    make_flag("new-checkout")
+    services.flag_archive(actor=actor, flag=make_flag("retired"))
+    services.segment_create(actor=actor, environment=production, key="staff", included=["u1"])
+
+    def issue(kind: str, name: str, environment: Environment | None = None) -> tuple[ApiToken, str]:
+        return services.token_issue(actor=actor, kind=kind, name=name, environment=environment)
+
+    tokens = {
+        "admin": issue("admin", "ci-bot")[1],
+        "server": issue("server", "checkout-service", production)[1],
+        "client": issue("client", "web", production)[1],
+        "kill": issue("kill", "pager")[1],
+    }
+    revoked, tokens["revoked admin"] = issue("admin", "old-bot")
+    services.token_revoke(actor=actor, token=revoked)
+    target, _ = issue("server", "to-inspect", production)
+    return {"tokens": tokens, "token_id": target.pk}
+
+
+def _client(who: str, world: dict[str, Any]) -> Client:
+    if who == "staff":
+        client = Client()
+        client.force_login(User.objects.create_superuser("root", password="x"))
+        return client
+    if who == "non-staff user":
+        client = Client()
+        client.force_login(User.objects.create_user("visitor", password="x"))
+        return client
+    if who == "no token":
+        return Client()
+    return bearer(world["tokens"][who])
+
+
+@pytest.mark.parametrize("who", list(CALLERS))
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+def test_scope_matrix(endpoint: Endpoint, who: str, world: dict[str, Any]) -> None:
+    # Given a world where every endpoint has something to act on
+    path = endpoint.path.format(token_id=world["token_id"])
+    events_before = AuditEvent.objects.count()
+
+    # When this caller calls it
+    response = send(_client(who, world), endpoint.method, path, endpoint.body)
+
+    # Then it is allowed, or refused with the right status and nothing changes
+    if who in endpoint.allowed:
+        assert response.status_code < 400, (response.status_code, response.content[:300])
+        return
+    assert response.status_code == CALLERS[who], response.content[:300]
+    error = error_of(response)
+    if who in ("server", "client", "kill"):
+        assert "needs an admin token" in error["message"]
+    assert AuditEvent.objects.count() == events_before
+
+
+def test_wrong_kind_message__says_what_the_token_is_for(world: dict[str, Any]) -> None:
+    response = send(bearer(world["tokens"]["kill"]), "GET", "/api/v1/flags/")
+    message = error_of(response)["message"]
+    assert "a kill key ('pager')" in message
+    assert "kill, restore and the list of active kills" in message
