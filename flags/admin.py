@@ -23,7 +23,7 @@ from django.utils.safestring import SafeString
 from audit.recorder import Actor
 from flags import services, validation
 from flags.errors import ServiceError
-from flags.models import ApiToken, Environment, Flag, FlagState, Segment
+from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger, Segment
 from flags.selectors import state_summary
 
 JSON_WIDGET = forms.Textarea(
@@ -366,6 +366,7 @@ def _run_action(
 class FlagAdmin(ServiceErrorsAsMessages):
     form = FlagForm
     change_form_template = "admin/flags/flag/change_form.html"
+    change_list_template = "admin/flags/flag/change_list.html"
     search_fields = ("key", "name", "description", "owner", "tags__name")
     list_filter = (ArchivedFilter, TagFilter, EnvironmentStateFilter, KilledFilter, "type")
     list_per_page = 100
@@ -515,8 +516,38 @@ class FlagAdmin(ServiceErrorsAsMessages):
                 self.admin_site.admin_view(self.environment_action_view),
                 name="flags_flag_environment_action",
             ),
+            re_path(
+                r"^active-kills/$",
+                self.admin_site.admin_view(self.active_kills_view),
+                name="flags_flag_active_kills",
+            ),
         ]
         return custom + super().get_urls()
+
+    def active_kills_view(self, request: HttpRequest) -> HttpResponse:
+        """Every flag killed anywhere: who, when, why, for how long, with a restore button."""
+        kills = (
+            FlagState.objects.filter(killed_at__isnull=False, flag__archived_at__isnull=True)
+            .select_related("flag", "environment")
+            .order_by("-killed_at")
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Active kills",
+            "kills": kills,
+        }
+        return TemplateResponse(request, "admin/flags/flag/active_kills.html", context)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        active = FlagState.objects.filter(
+            killed_at__isnull=False, flag__archived_at__isnull=True
+        ).count()
+        return super().changelist_view(
+            request, {**(extra_context or {}), "active_kill_count": active}
+        )
 
     def environment_action_view(
         self, request: HttpRequest, flag_id: str, action: str
@@ -872,3 +903,114 @@ class ApiTokenAdmin(ServiceErrorsAsMessages):
                 continue
             services.token_revoke(actor=actor, token=token, reason="revoked from the admin list")
             messages.success(request, f"Revoked {token}: it stops working everywhere.")
+
+
+# --- kill triggers -------------------------------------------------------------------------
+
+
+class KillTriggerForm(forms.ModelForm):
+    reason = forms.CharField(
+        required=False, max_length=services.MAX_REASON, help_text="Why (goes on the audit trail)."
+    )
+
+    class Meta:
+        model = KillTrigger
+        fields = ("name", "flag", "environment", "action")
+
+
+@admin.register(KillTrigger)
+class KillTriggerAdmin(ServiceErrorsAsMessages):
+    """Trigger URLs for APM alerts: created (URL shown once) and revoked, never edited."""
+
+    form = KillTriggerForm
+    list_display = (
+        "name",
+        "flag",
+        "environment",
+        "action",
+        "hint",
+        "created_at",
+        "created_by",
+        "is_revoked",
+    )
+    list_filter = ("action", "environment", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "flag__key", "hint")
+    actions = ("revoke_triggers",)
+
+    @admin.display(description="Revoked", boolean=True, ordering="revoked_at")
+    def is_revoked(self, trigger: KillTrigger) -> bool:
+        return trigger.revoked
+
+    def get_fields(self, request: HttpRequest, obj: KillTrigger | None = None) -> tuple[str, ...]:
+        if obj:
+            return (
+                "name",
+                "flag",
+                "environment",
+                "action",
+                "hint",
+                "created_at",
+                "created_by",
+                "revoked_at",
+                "revoked_by",
+            )
+        return ("name", "flag", "environment", "action", "reason")
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: KillTrigger | None = None
+    ) -> tuple[str, ...]:
+        return self.get_fields(request, obj) if obj else ()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("flags.add_killtrigger")
+
+    def save_model(
+        self, request: HttpRequest, obj: KillTrigger, form: forms.Form, change: bool
+    ) -> None:
+        data = form.cleaned_data
+        trigger, secret = services.trigger_create(
+            actor=Actor.from_request(request),
+            name=data["name"],
+            flag=data["flag"],
+            environment=data["environment"],
+            action=data["action"],
+            reason=data.get("reason", ""),
+        )
+        obj.pk = obj.id = trigger.pk
+        obj._state.adding = False
+        request._trigger_url = request.build_absolute_uri(f"/api/v1/triggers/{secret}/")  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: KillTrigger, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        url = getattr(request, "_trigger_url", None)
+        if url is None:
+            return super().response_add(request, obj, post_url_continue)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Trigger {obj.name!r} created",
+            "trigger": KillTrigger.objects.select_related("flag", "environment").get(pk=obj.pk),
+            "url": url,
+        }
+        response = TemplateResponse(request, "admin/flags/killtrigger/created.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description="Revoke selected triggers", permissions=["revoke"])
+    def revoke_triggers(self, request: HttpRequest, queryset: QuerySet[KillTrigger]) -> None:
+        actor = Actor.from_request(request)
+        for trigger in queryset:
+            if not trigger.revoked:
+                services.trigger_revoke(
+                    actor=actor, trigger=trigger, reason="revoked from the admin list"
+                )
+                messages.success(
+                    request, f"Revoked trigger {trigger.name}: its URL now answers 404."
+                )

@@ -7,20 +7,23 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 
 from flagsvc.settings import *  # noqa: F403
+from flagsvc.settings import DATABASES, REDIS_URL
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+# One test database per test process, so that two runs side by side never share one.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not shared-cache memory: the edge's threads and the test share it with
     # SQLite's normal locking (shared-cache memory databases fail with "table is locked").
-    # One file per test process, so that two runs side by side never share it.
-    DATABASES["default"]["TEST"] = {  # noqa: F405
+    DATABASES["default"]["TEST"] = {
         "NAME": os.path.join(tempfile.gettempdir(), f"flagsvc-test-{os.getpid()}.sqlite3")
     }
-elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
+elif DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 
-if REDIS_URL:  # noqa: F405
+if REDIS_URL:
+    from flagsvc.settings import CACHES  # defined when REDIS_URL is set
+
     # Tests flush their Redis database between tests: never the one REDIS_URL names.
-    REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/" + os.environ.get("REDIS_TEST_DB", "15")  # noqa: F405
-    CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
+    REDIS_URL = REDIS_URL.rsplit("/", 1)[0] + "/" + os.environ.get("REDIS_TEST_DB", "15")
+    CACHES["default"]["LOCATION"] = REDIS_URL

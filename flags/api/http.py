@@ -7,6 +7,7 @@ Named in REST_FRAMEWORK settings, so this module must not import rest_framework.
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,8 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from flags.api.auth import principal_of
 from flags.api.errors import InvalidParameter, PayloadTooLarge
+
+logger = logging.getLogger(__name__)
 
 REASON_HEADER = "X-Reason"
 
@@ -67,6 +70,15 @@ class AdminTokenThrottle(SimpleRateThrottle):
         if principal is None:
             return None
         return self.cache_format % {"scope": self.scope, "ident": principal.digest[:32]}
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        # The counters live in the cache (Redis when configured). If it is down, let the
+        # request through: a kill must never fail because rate limiting cannot count.
+        try:
+            return bool(super().allow_request(request, view))
+        except Exception:
+            logger.warning("rate-limit cache unavailable; not throttling", exc_info=True)
+            return True
 
 
 def reason_of(request: Request, data: Mapping[str, Any] | None = None) -> str:

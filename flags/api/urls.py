@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from flags.api import views
+from flags.api import kills, views
 
 urlpatterns = [
     path("environments/", views.EnvironmentListView.as_view(), name="api-environments"),
@@ -34,6 +34,19 @@ urlpatterns = [
         views.FlagStateView.as_view(),
         name="api-flag-state",
     ),
+    # The kill switch (kill keys, admin tokens, staff sessions; triggers need only their URL).
+    path("flags/<str:key>/kill/", kills.FlagKillView.as_view(), name="api-flag-kill"),
+    path("flags/<str:key>/restore/", kills.FlagRestoreView.as_view(), name="api-flag-restore"),
+    path("kill/", kills.TagKillView.as_view(), name="api-tag-kill"),
+    path("restore/", kills.TagRestoreView.as_view(), name="api-tag-restore"),
+    path("kills/", kills.KillListView.as_view(), name="api-kills"),
+    path("triggers/", kills.TriggerListView.as_view(), name="api-triggers"),
+    path(
+        "triggers/<int:trigger_id>/revoke/",
+        kills.TriggerRevokeView.as_view(),
+        name="api-trigger-revoke",
+    ),
+    path("triggers/<str:secret>/", kills.TriggerFireView.as_view(), name="api-trigger-fire"),
     path("tokens/", views.TokenListView.as_view(), name="api-tokens"),
     path("tokens/<int:token_id>/", views.TokenDetailView.as_view(), name="api-token"),
     path(

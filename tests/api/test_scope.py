@@ -25,6 +25,21 @@ from tests.api.conftest import bearer, error_of, send
 pytestmark = pytest.mark.django_db
 
 ADMIN = frozenset({"admin", "staff"})
+KILL = ADMIN | {"kill", "kill (production)"}
+EVERYONE = frozenset(
+    {
+        "admin",
+        "staff",
+        "server",
+        "client",
+        "kill",
+        "kill (production)",
+        "kill (staging)",
+        "non-staff user",
+        "no token",
+        "revoked admin",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -67,19 +82,58 @@ ENDPOINTS = [
     Endpoint("GET", "/api/v1/audit/"),
     Endpoint("GET", "/api/v1/audit/?format=csv"),
     Endpoint("GET", "/api/v1/audit/?format=jsonl"),
+    # The kill switch: kill keys too (a bound one only in its own environment).
+    Endpoint(
+        "POST",
+        "/api/v1/flags/new-checkout/kill/",
+        {"environment": "production", "reason": "r"},
+        KILL,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/flags/new-checkout/restore/",
+        {"environment": "production", "reason": "r"},
+        KILL,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/kill/",
+        {"tag": "payments", "environment": "production", "reason": "r"},
+        KILL,
+    ),
+    Endpoint(
+        "POST",
+        "/api/v1/restore/",
+        {"tag": "payments", "environment": "production", "reason": "r"},
+        KILL,
+    ),
+    Endpoint("GET", "/api/v1/kills/?environment=production", allowed=KILL),
+    Endpoint("GET", "/api/v1/triggers/"),
+    Endpoint(
+        "POST",
+        "/api/v1/triggers/",
+        {"name": "apm", "flag": "new-checkout", "environment": "production"},
+    ),
+    Endpoint("POST", "/api/v1/triggers/{trigger_id}/revoke/"),
+    # A trigger URL's secret is its credential: whoever holds it may fire it.
+    Endpoint("POST", "/api/v1/triggers/{trigger_secret}/", allowed=EVERYONE),
 ]
 
-# Who calls, and the status a refusal must have.
+# Who calls, and the status a refusal must have. "kill (staging)" is a kill key bound to
+# another environment than the one the kill endpoints act on.
 CALLERS = {
     "admin": 403,
     "staff": 403,
     "server": 403,
     "client": 403,
     "kill": 403,
+    "kill (production)": 403,
+    "kill (staging)": 403,
     "non-staff user": 403,
     "no token": 401,
     "revoked admin": 401,
 }
+assert set(CALLERS) == EVERYONE
 
 
 @pytest.fixture
@@ -87,7 +141,7 @@ def world(
     actor: Actor, environments: dict[str, Environment], make_flag: Callable[..., Flag]
 ) -> dict[str, Any]:
     production = environments["production"]
-    make_flag("new-checkout")
+    make_flag("new-checkout", tags=["payments"])
     services.flag_archive(actor=actor, flag=make_flag("retired"))
     services.segment_create(actor=actor, environment=production, key="staff", included=["u1"])
 
@@ -99,11 +153,21 @@ def world(
         "server": issue("server", "checkout-service", production)[1],
         "client": issue("client", "web", production)[1],
         "kill": issue("kill", "pager")[1],
+        "kill (production)": issue("kill", "pager-production", production)[1],
+        "kill (staging)": issue("kill", "pager-staging", environments["staging"])[1],
     }
     revoked, tokens["revoked admin"] = issue("admin", "old-bot")
     services.token_revoke(actor=actor, token=revoked)
     target, _ = issue("server", "to-inspect", production)
-    return {"tokens": tokens, "token_id": target.pk}
+    trigger, secret = services.trigger_create(
+        actor=actor, name="apm", flag=Flag.objects.get(key="new-checkout"), environment=production
+    )
+    return {
+        "tokens": tokens,
+        "token_id": target.pk,
+        "trigger_id": trigger.pk,
+        "trigger_secret": secret,
+    }
 
 
 def _client(who: str, world: dict[str, Any]) -> Client:
@@ -124,7 +188,11 @@ def _client(who: str, world: dict[str, Any]) -> Client:
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
 def test_scope_matrix(endpoint: Endpoint, who: str, world: dict[str, Any]) -> None:
     # Given a world where every endpoint has something to act on
-    path = endpoint.path.format(token_id=world["token_id"])
+    path = endpoint.path.format(
+        token_id=world["token_id"],
+        trigger_id=world["trigger_id"],
+        trigger_secret=world["trigger_secret"],
+    )
     events_before = AuditEvent.objects.count()
 
     # When this caller calls it
@@ -138,6 +206,8 @@ def test_scope_matrix(endpoint: Endpoint, who: str, world: dict[str, Any]) -> No
     error = error_of(response)
     if who in ("server", "client", "kill"):
         assert "needs an admin token" in error["message"]
+    if who == "kill (staging)" and endpoint.allowed == KILL:
+        assert "bound to 'staging'" in error["message"]
     assert AuditEvent.objects.count() == events_before
 
 
