@@ -94,6 +94,7 @@ class Stack:
             "FLAGSVC_VAR_DIR": str(self.tmp),
             "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
             "LOG_LEVEL": "WARNING",
+            "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback; production sits behind TLS
             **(extra_env or {}),
         }
         self.processes: list[subprocess.Popen[bytes]] = []

@@ -92,8 +92,10 @@ class TokenUsage:
         self._last_flush = time.monotonic()
 
     def record(self, digest: str) -> None:
-        self._seen[digest] = time.time()
-        if time.monotonic() - self._last_flush >= self.flush_seconds:
+        with self._lock:
+            self._seen[digest] = time.time()
+            due = time.monotonic() - self._last_flush >= self.flush_seconds
+        if due:  # at most once a minute per process: one UPDATE per token used since
             self.flush()
 
     def pending(self) -> dict[str, float]:

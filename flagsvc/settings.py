@@ -142,7 +142,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Lets several deployments (or test runs) share one broker without taking each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Scheduled ramp-ups (flags/rollouts.py): beat sends the tick every ROLLOUT_TICK_SECONDS; a
+# tick nobody picked up within one interval is dropped (the next one does the same work).
 ROLLOUT_TICK_SECONDS = env("ROLLOUT_TICK_SECONDS")
+CELERY_BEAT_SCHEDULE = {
+    "advance-rollouts": {
+        "task": "flags.advance_rollouts",
+        "schedule": ROLLOUT_TICK_SECONDS,
+        "options": {"expires": max(ROLLOUT_TICK_SECONDS, 1.0)},
+    }
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -202,6 +213,16 @@ SPECTACULAR_SETTINGS = {
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
+# HTTPS in production: redirect plain HTTP, tell browsers to stay on HTTPS, and trust the
+# TLS-terminating proxy's X-Forwarded-Proto when it sets one.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+# The header covers this host and its own subdomains only (e.g. *.flags.example.com).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/django$"]
+if env.bool("USE_X_FORWARDED_PROTO", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

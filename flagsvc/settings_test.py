@@ -10,6 +10,7 @@ from flagsvc.settings import *  # noqa: F403
 from flagsvc.settings import DATABASES, REDIS_URL
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SECURE_SSL_REDIRECT = False  # the test client and the in-process servers speak plain HTTP
 
 # One test database per test process, so that two runs side by side never share one.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import time
 from typing import Any
 
@@ -24,6 +25,8 @@ from flags.edge.state import EdgeState, Subscriber, ofrep_success, run_db, sse_e
 from flags.engine import Reason
 from flags.tokens import TokenPrincipal
 from flagsvc import metrics
+
+logger = logging.getLogger("flags.edge")
 
 JSON = "application/json"
 MAX_OFREP_BODY = 64 * 1024
@@ -50,6 +53,20 @@ class EdgeError(Exception):
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+
+def log_refusal(request: Request, error: EdgeError) -> None:
+    """Refusals are logged like Django logs 4xx (django.request): method, path, status, why."""
+    client = request.client.host if request.client else "-"
+    logger.warning(
+        "%s %s -> %s %s (%s): %s",
+        request.method,
+        request.url.path,
+        error.status,
+        error.code,
+        client,
+        error.message,
+    )
 
 
 def api_error(error: EdgeError) -> Response:
@@ -164,6 +181,7 @@ class Edge:
             snapshot = await self._snapshot(environment)
         except EdgeError as error:
             _observe_snapshot(error.status, started)
+            log_refusal(request, error)
             return api_error(error)
         headers = {"cache-control": "no-cache", "vary": "Accept-Encoding"}
         gzip = "gzip" in request.headers.get("accept-encoding", "")
@@ -191,6 +209,7 @@ class Edge:
             snapshot = await self._snapshot(environment)
         except EdgeError as error:
             _observe_stream(error.status, started)
+            log_refusal(request, error)
             await api_error(error)(scope, receive, send)
             return
         _observe_stream(200, started)
@@ -261,6 +280,7 @@ class Edge:
                 )
         except EdgeError as error:
             _observe_ofrep(error.status, started)
+            log_refusal(request, error)
             if error.code in (
                 "unauthenticated",
                 "permission_denied",
@@ -282,6 +302,7 @@ class Edge:
             snapshot, context, principal = await self._ofrep_request(request)
         except EdgeError as error:
             _observe_bulk(error.status, started)
+            log_refusal(request, error)
             return ofrep_error(error)
         fingerprint = hashlib.sha256(
             json.dumps(context, sort_keys=True, separators=(",", ":")).encode()

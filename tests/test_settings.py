@@ -1,0 +1,41 @@
+"""Production settings: refuse to start unsafely, and pass Django's deployment checks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DATABASE_URL")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT, env={**base, "DJANGO_SETTINGS_MODULE": "flagsvc.settings", **env},
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_check_deploy__production_settings__clean() -> None:
+    result = manage("check", "--deploy", "--fail-level", "WARNING",
+                    SECRET_KEY="x" * 20 + "production-secret-key-with-enough-entropy-1234567890",
+                    ALLOWED_HOSTS="flags.example.com")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ALLOWED_HOSTS": "flags.example.com"}, "SECRET_KEY is not set"),
+        ({"SECRET_KEY": "s" * 60}, "ALLOWED_HOSTS is empty"),
+    ],
+)
+def test_production__refuses_to_start_without_secrets(env: dict[str, str], message: str) -> None:
+    result = manage("check", **env)
+    assert result.returncode != 0 and message in result.stderr
