@@ -22,6 +22,7 @@ from django.utils.safestring import SafeString
 
 from audit.recorder import Actor
 from flags import services, validation
+from flags.admin_rollouts import rollout_admin_urls
 from flags.errors import ServiceError
 from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger, Segment
 from flags.selectors import state_summary
@@ -521,6 +522,7 @@ class FlagAdmin(ServiceErrorsAsMessages):
                 self.admin_site.admin_view(self.active_kills_view),
                 name="flags_flag_active_kills",
             ),
+            *rollout_admin_urls(self),
         ]
         return custom + super().get_urls()
 

@@ -38,3 +38,10 @@ class AlreadyExists(ServiceError):
 class NotFound(ServiceError):
     code = "not_found"
     status = 404
+
+
+class RolloutPlanConflict(ServiceError):
+    """The rollout plan is not in a state that allows this (e.g. resuming a completed plan)."""
+
+    code = "rollout_plan_conflict"
+    status = 409

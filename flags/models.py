@@ -244,3 +244,97 @@ class KillTrigger(models.Model):
     @property
     def revoked(self) -> bool:
         return self.revoked_at is not None
+
+
+class RolloutPlan(models.Model):
+    """A scheduled ramp-up of one flag's percentage split in one environment.
+
+    Celery beat carries it out step by step through ``flags.rollouts`` (audited,
+    versioned, published). At most one plan per flag and environment is active
+    (scheduled, running or paused); finished plans stay for the record.
+    """
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled"  # no step applied yet
+        RUNNING = "running"  # some steps applied, more to come
+        PAUSED = "paused"  # by a person, a kill or a manual edit; waits for resume
+        COMPLETED = "completed"  # every step applied
+        ABORTED = "aborted"  # stopped for good (abort, replace, archive)
+
+    ACTIVE = ("scheduled", "running", "paused")
+    ADVANCING = ("scheduled", "running")
+
+    flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="rollout_plans")
+    environment = models.ForeignKey(
+        Environment, on_delete=models.CASCADE, related_name="rollout_plans"
+    )
+    # The split the plan drives: the default serve, or the serve of the rule with this id.
+    rule_id = models.CharField(max_length=64, blank=True)
+    variant = models.CharField(max_length=64, help_text="The variant being rolled out.")
+    baseline_variant = models.CharField(max_length=64, help_text="What everyone else gets.")
+    bucket_by = models.CharField(max_length=256, default="targetingKey")
+    allow_decrease = models.BooleanField(default=False)
+    timezone = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.SCHEDULED)
+    status_reason = models.TextField(blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    status_changed_by = models.CharField(max_length=200, blank=True)
+    # When the next step falls due; null while paused or finished.
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    # The serve the plan expects to find before its next step (what it last wrote, or
+    # what was there when it started or resumed): anything else means someone changed it.
+    expected_serve = models.JSONField(null=True, blank=True)
+    replaces = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ("-id",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("flag", "environment"),
+                condition=models.Q(status__in=("scheduled", "running", "paused")),
+                name="one_active_rollout_plan",
+            )
+        ]
+        indexes = [models.Index(fields=("status", "next_due_at"))]
+
+    def __str__(self) -> str:
+        return f"rollout plan #{self.pk} ({self.status})"
+
+    @property
+    def active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    @property
+    def target_label(self) -> str:
+        return f"rule {self.rule_id!r}" if self.rule_id else "default serve"
+
+
+class RolloutStep(models.Model):
+    """One step of a rollout plan; ``applied_at`` is written in the transaction that applies it."""
+
+    plan = models.ForeignKey(RolloutPlan, on_delete=models.CASCADE, related_name="steps")
+    number = models.PositiveSmallIntegerField(help_text="1, 2, 3, … in the plan's order.")
+    weight = models.PositiveIntegerField(help_text="Basis points of the rolled-out variant.")
+    at = models.DateTimeField(null=True, blank=True)
+    after_seconds = models.PositiveIntegerField(null=True, blank=True)
+    timezone = models.CharField(max_length=64, blank=True)
+    # When it fell due and when it was applied, both written by the applying transaction.
+    due_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    skipped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("plan", "number")
+        constraints = [
+            models.UniqueConstraint(fields=("plan", "number"), name="one_step_per_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"step {self.number} of plan #{self.plan_id}"

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
 
-from flags.models import Environment, Flag, FlagState, Segment
+from flags.models import Environment, Flag, FlagState, RolloutPlan, Segment
 
 SNAPSHOT_SCHEMA_VERSION = 1
 
 
 def live_states(environment: Environment) -> QuerySet[FlagState]:
     """States of every non-archived flag in ``environment``, with their flags."""
-    return (
-        FlagState.objects.filter(environment=environment, flag__archived_at__isnull=True)
-        .select_related("flag")
-        .order_by("flag__key")
-    )
+    return FlagState.objects.filter(
+        environment=environment, flag__archived_at__isnull=True
+    ).select_related("flag")
 
 
 def flag_document(flag: Flag, state: FlagState) -> dict[str, Any]:
@@ -42,13 +41,54 @@ def segment_document(segment: Segment) -> dict[str, Any]:
     return {"key": segment.key, **segment.definition()}
 
 
-def environment_flag_documents(environment: Environment) -> dict[str, dict[str, Any]]:
-    """Every live flag of the environment as snapshot documents (one query)."""
-    return {state.flag.key: flag_document(state.flag, state) for state in live_states(environment)}
+def environment_flag_documents(
+    environment: Environment, keys: Iterable[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Live flags of the environment (all, or those of ``keys``) as snapshot documents (one query).
+
+    Sorted by key in Python, not by the database's collation, so every database and
+    every partial rebuild produce the same order (and so the same bytes).
+    """
+    states = live_states(environment)
+    if keys is not None:
+        states = states.filter(flag__key__in=list(keys))
+    documents = {state.flag.key: flag_document(state.flag, state) for state in states}
+    return dict(sorted(documents.items()))
 
 
-def environment_segment_documents(environment: Environment) -> dict[str, dict[str, Any]]:
-    return {s.key: segment_document(s) for s in environment.segments.order_by("key")}
+def environment_segment_documents(
+    environment: Environment, keys: Iterable[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    segments = environment.segments.all()
+    if keys is not None:
+        segments = segments.filter(key__in=list(keys))
+    return dict(sorted((s.key, segment_document(s)) for s in segments))
+
+
+def snapshot_patched(
+    environment: Environment,
+    base: dict[str, Any],
+    *,
+    flags: Iterable[str] = (),
+    segments: Iterable[str] = (),
+) -> dict[str, Any]:
+    """``base`` (the previous version's document) with the named flags and segments re-read.
+
+    Equal to ``snapshot_build(environment)`` when only those items changed since
+    ``base``: a flag or segment that no longer exists (or was archived) drops out.
+    """
+    flags, segments = list(flags), list(segments)
+    fresh_flags = environment_flag_documents(environment, flags)
+    fresh_segments = environment_segment_documents(environment, segments)
+    flag_documents = {k: v for k, v in base["flags"].items() if k not in flags}
+    segment_documents = {k: v for k, v in base["segments"].items() if k not in segments}
+    return {
+        "schema_version": SNAPSHOT_SCHEMA_VERSION,
+        "environment": environment.key,
+        "version": environment.version,
+        "flags": dict(sorted({**flag_documents, **fresh_flags}.items())),
+        "segments": dict(sorted({**segment_documents, **fresh_segments}.items())),
+    }
 
 
 def snapshot_build(environment: Environment) -> dict[str, Any]:
@@ -89,3 +129,109 @@ def state_summary(flag: Flag, state: FlagState) -> str:
     if state.prerequisites:
         extras.append("prereq")
     return label + (f" + {', '.join(extras)}" if extras else "")
+
+
+# --- rollout plans ---------------------------------------------------------------------------
+
+
+def rollout_plan_current(flag: Flag, environment: Environment) -> RolloutPlan | None:
+    """The flag's active rollout plan in the environment, else its most recent one."""
+    plans = RolloutPlan.objects.filter(flag=flag, environment=environment).select_related(
+        "flag", "environment", "replaced_by"
+    )
+    return plans.filter(status__in=RolloutPlan.ACTIVE).first() or plans.order_by("-id").first()
+
+
+def rollout_plans_for_flag(flag: Flag) -> list[RolloutPlan]:
+    """Per environment, the flag's active plan or else its latest one, with their steps (3 queries)."""
+    plans = (
+        RolloutPlan.objects.filter(flag=flag)
+        .select_related("flag", "environment", "replaced_by")
+        .prefetch_related("steps")
+        .order_by("environment__sort_order", "environment_id", "-id")
+    )
+    chosen: dict[int, RolloutPlan] = {}
+    for plan in plans:
+        kept = chosen.get(plan.environment_id)
+        if kept is None or (plan.active and not kept.active):
+            chosen[plan.environment_id] = plan
+    return list(chosen.values())
+
+
+def _moment(value: Any) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def rollout_plan_document(plan: RolloutPlan) -> dict[str, Any]:
+    """A plan as the API and the admin show it: settings, status, and a timeline of its steps.
+
+    Each step is ``done``, ``skipped``, ``next``, ``later`` or (plan aborted)
+    ``cancelled``; ``due_at`` is when a done step fell due, or when a pending one is
+    expected to (None while the plan is paused or the time depends on an earlier step).
+    """
+    from flags import rollout_schedule as schedule
+
+    steps = list(plan.steps.all())
+    steps.sort(key=lambda s: s.number)
+    progress = [
+        schedule.StepProgress(s.at, s.after_seconds, s.applied_at, s.skipped_at) for s in steps
+    ]
+    pending = schedule.next_step(progress)
+    projected = schedule.projected_due_times(
+        progress, next_due=plan.next_due_at if plan.status in RolloutPlan.ADVANCING else None
+    )
+    applied = [s for s in steps if s.applied_at is not None]
+    timeline = []
+    for index, step in enumerate(steps):
+        if step.applied_at is not None:
+            state, due = "done", step.due_at
+        elif step.skipped_at is not None:
+            state, due = "skipped", None
+        elif not plan.active:
+            state, due = "cancelled", None
+        else:
+            state = "next" if index == pending else "later"
+            due = projected[index] if plan.status != RolloutPlan.Status.PAUSED else step.at
+        timeline.append(
+            {
+                "step": step.number,
+                "percentage": schedule.weight_percentage(step.weight),
+                "weight": step.weight,
+                "at": _moment(step.at),
+                "after": step.after_seconds,
+                "timezone": step.timezone,
+                "status": state,
+                "due_at": _moment(due),
+                "applied_at": _moment(step.applied_at),
+                "skipped_at": _moment(step.skipped_at),
+            }
+        )
+    replaced_by = getattr(plan, "replaced_by", None)
+    return {
+        "id": plan.pk,
+        "flag": plan.flag.key,
+        "environment": plan.environment.key,
+        "status": plan.status,
+        "status_reason": plan.status_reason,
+        "status_changed_at": _moment(plan.status_changed_at),
+        "status_changed_by": plan.status_changed_by,
+        "rule": plan.rule_id or None,
+        "variant": plan.variant,
+        "baseline_variant": plan.baseline_variant,
+        "bucket_by": plan.bucket_by,
+        "allow_decrease": plan.allow_decrease,
+        "timezone": plan.timezone,
+        "last_applied_step": applied[-1].number if applied else None,
+        "last_applied_percentage": (
+            schedule.weight_percentage(applied[-1].weight) if applied else None
+        ),
+        "next_step": pending + 1 if pending is not None and plan.active else None,
+        "next_due_at": _moment(plan.next_due_at),
+        "steps": timeline,
+        "replaces": plan.replaces_id,
+        "replaced_by": replaced_by.pk if replaced_by is not None else None,
+        "started_at": _moment(plan.started_at),
+        "resumed_at": _moment(plan.resumed_at),
+        "created_at": _moment(plan.created_at),
+        "created_by": plan.created_by,
+    }

@@ -58,8 +58,17 @@ def _lock_environments(ids: Iterable[int]) -> list[Environment]:
     return list(Environment.objects.select_for_update().filter(id__in=set(ids)).order_by("id"))
 
 
-def _bump_versions(environments: Sequence[Environment]) -> None:
-    """Advance each environment's version and publish it once the transaction commits."""
+def _bump_versions(
+    environments: Sequence[Environment],
+    *,
+    flags: Sequence[str] | None = None,
+    segments: Sequence[str] | None = None,
+) -> None:
+    """Advance each environment's version and publish it once the transaction commits.
+
+    ``flags``/``segments`` name what changed, so publication re-reads only those
+    (None: unknown, the whole snapshot is rebuilt).
+    """
     for environment in environments:
         environment.version += 1
         environment.save(update_fields=["version"])
@@ -69,6 +78,8 @@ def _bump_versions(environments: Sequence[Environment]) -> None:
                 environment.id,
                 environment.key,
                 environment.version,
+                list(flags) if flags is not None else None,
+                list(segments) if segments is not None else None,
             )
         )
 
@@ -323,7 +334,7 @@ def flag_create(
         raise AlreadyExists(f"Flag {key!r} already exists.", {"key": "already exists"}) from None
     flag.tags.set(tag_rows)
     FlagState.objects.bulk_create(_initial_state(flag, e) for e in environments)
-    _bump_versions(environments)
+    _bump_versions(environments, flags=[key])
     audit_record(
         actor=actor,
         action="flag.create",
@@ -373,7 +384,7 @@ def flag_update(*, actor: Actor, flag: Flag, reason: str = "", **changes: Any) -
     if tag_rows is not None:
         flag.tags.set(tag_rows)
     if evaluation_changed:
-        _bump_versions(environments)
+        _bump_versions(environments, flags=[flag.key])
     audit_record(
         actor=actor,
         action="flag.update",
@@ -440,7 +451,7 @@ def flag_archive(*, actor: Actor, flag: Flag, reason: str = "") -> Flag:
     before = _flag_record(flag)
     flag.archived_at = timezone.now()
     flag.save(update_fields=["archived_at", "updated_at"])
-    _bump_versions(environments)
+    _bump_versions(environments, flags=[flag.key])
     audit_record(
         actor=actor,
         action="flag.archive",
@@ -451,6 +462,9 @@ def flag_archive(*, actor: Actor, flag: Flag, reason: str = "") -> Flag:
         after=_flag_record(flag),
         reason=reason,
     )
+    from flags.rollouts import rollout_plans_abort_for_archive
+
+    rollout_plans_abort_for_archive(actor=actor, flag=flag)
     return flag
 
 
@@ -465,7 +479,7 @@ def flag_unarchive(*, actor: Actor, flag: Flag, reason: str = "") -> Flag:
     before = _flag_record(flag)
     flag.archived_at = None
     flag.save(update_fields=["archived_at", "updated_at"])
-    _bump_versions(environments)
+    _bump_versions(environments, flags=[flag.key])
     audit_record(
         actor=actor,
         action="flag.unarchive",
@@ -526,34 +540,67 @@ def flag_state_update(
             {"version": f"current version is {state.version}"},
         )
     proposed = {**state.definition(), **changes}
-    errors = validation.check_state(
+    _raise_definition(_state_problems(state, environment, proposed))
+    if proposed == state.definition():
+        return state
+    previous = state.definition()
+    _state_write(
+        actor=actor, state=state, environment=environment, proposed=proposed, reason=reason
+    )
+    # A person changing the split a rollout plan drives takes over from the scheduler.
+    from flags.rollouts import rollout_plans_pause_for_edit
+
+    rollout_plans_pause_for_edit(
+        actor=actor, state=state, environment=environment, previous=previous, reason=reason
+    )
+    return state
+
+
+def _state_problems(
+    state: FlagState, environment: Environment, proposed: Mapping[str, Any]
+) -> dict[str, str]:
+    """What is wrong with ``proposed`` as the definition of ``state`` (empty if nothing)."""
+    return validation.check_state(
         flag_key=state.flag.key,
         variants=state.flag.variants,
         state=proposed,
         flags=_graph_for(environment, exclude_flag_id=state.flag_id),
         segment_keys=_segment_keys(environment),
     )
-    _raise_definition(errors)
-    if proposed == state.definition():
-        return state
+
+
+def _state_write(
+    *,
+    actor: Actor,
+    state: FlagState,
+    environment: Environment,
+    proposed: Mapping[str, Any],
+    reason: str,
+    action: str = "flag_state.update",
+    annotation: Mapping[str, Any] | None = None,
+) -> None:
+    """Save a validated definition of a locked state: version, environment version, one audit event.
+
+    Shared by people's edits (flag_state_update) and the scheduler's rollout steps,
+    which record themselves as ``rollout_plan.step`` with the plan in ``annotation``.
+    """
     before = _state_record(state)
     for field in STATE_FIELDS:
         setattr(state, field, proposed[field])
     state.version += 1
     state.save()
-    _bump_versions([environment])
+    _bump_versions([environment], flags=[state.flag.key])
     audit_record(
         actor=actor,
-        action="flag_state.update",
+        action=action,
         target_type="flag_state",
         target_key=f"{state.flag.key}@{environment.key}",
         flag_key=state.flag.key,
         environment_key=environment.key,
         before=before,
-        after=_state_record(state),
+        after={**_state_record(state), **(annotation or {})},
         reason=reason,
     )
-    return state
 
 
 @transaction.atomic
@@ -582,7 +629,7 @@ def flag_kill(
     state.kill_incident = incident_id or uuid.uuid4()
     state.version += 1
     state.save()
-    _bump_versions([environment])
+    _bump_versions([environment], flags=[state.flag.key])
     audit_record(
         actor=actor,
         action="flag.kill",
@@ -595,6 +642,9 @@ def flag_kill(
         reason=reason,
         incident_id=state.kill_incident,
     )
+    from flags.rollouts import rollout_plans_pause_for_kill
+
+    rollout_plans_pause_for_kill(actor=actor, states=[state], environment=environment)
     return KillOutcome(state, True, environment.version)
 
 
@@ -613,7 +663,7 @@ def flag_restore(*, actor: Actor, flag: Flag, environment: Environment, reason: 
     state.kill_incident = None
     state.version += 1
     state.save()
-    _bump_versions([environment])
+    _bump_versions([environment], flags=[state.flag.key])
     audit_record(
         actor=actor,
         action="flag.restore",
@@ -681,7 +731,7 @@ def flag_kill_by_tag(
         )
         state.version += 1
         state.save()
-    _bump_versions([environment])
+    _bump_versions([environment], flags=[s.flag.key for s in changed])
     for state in changed:
         audit_record(
             actor=actor,
@@ -695,6 +745,9 @@ def flag_kill_by_tag(
             reason=reason,
             incident_id=incident,
         )
+    from flags.rollouts import rollout_plans_pause_for_kill
+
+    rollout_plans_pause_for_kill(actor=actor, states=changed, environment=environment)
     return TagKillOutcome(
         incident, changed, [s for s in states if s.killed and s not in changed], environment.version
     )
@@ -721,7 +774,7 @@ def flag_restore_by_tag(
         )
         state.version += 1
         state.save()
-    _bump_versions([environment])
+    _bump_versions([environment], flags=[s.flag.key for s in changed])
     for state in changed:
         record, incident = before[state.pk]
         audit_record(
@@ -766,6 +819,9 @@ def segment_create(
     """Create a reusable audience in one environment."""
     reason = _check_reason(reason)
     _check_key(key, "Segment")
+    for name, value in (("included", included), ("excluded", excluded), ("rules", rules)):
+        if isinstance(value, str | bytes | Mapping):
+            raise ValidationFailed(f"{name} must be a list.", {name: "must be a list"})
     definition = {"included": list(included), "excluded": list(excluded), "rules": list(rules)}
     _raise_definition(validation.check_segment(definition))
     (environment,) = _lock_environments([environment.id])
@@ -776,7 +832,7 @@ def segment_create(
     segment = Segment.objects.create(
         environment=environment, key=key, name=name, description=description, **definition
     )
-    _bump_versions([environment])
+    _bump_versions([environment], segments=[key])
     audit_record(
         actor=actor,
         action="segment.create",
@@ -809,7 +865,7 @@ def segment_update(*, actor: Actor, segment: Segment, reason: str = "", **change
     if after == before:
         return segment
     segment.save()
-    _bump_versions([environment])
+    _bump_versions([environment], segments=[segment.key])
     audit_record(
         actor=actor,
         action="segment.update",
@@ -847,7 +903,7 @@ def segment_delete(*, actor: Actor, segment: Segment, reason: str = "") -> None:
         )
     before = segment_document(segment)
     segment.delete()
-    _bump_versions([environment])
+    _bump_versions([environment], segments=[segment.key])
     audit_record(
         actor=actor,
         action="segment.delete",

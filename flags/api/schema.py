@@ -211,6 +211,7 @@ DEFINITIONS: dict[str, dict[str, Any]] = {
                         "invalid_parameter, not_authenticated, invalid_token, "
                         "permission_denied, csrf_failed, not_found, method_not_allowed, "
                         "not_acceptable, version_conflict, already_exists, flag_archived, "
+                        "rollout_plan_conflict, "
                         "payload_too_large, unsupported_media_type, throttled, internal_error",
                         "example": "validation_failed",
                     },
@@ -240,7 +241,8 @@ ERROR_DESCRIPTIONS = {
     "403": "The credential's kind may not call this endpoint (or a CSRF failure).",
     "404": "No such thing (the message names it).",
     "406": "The Accept header asks for a format this endpoint does not answer.",
-    "409": "Conflict (version_conflict, already_exists or flag_archived); nothing changed.",
+    "409": "Conflict (version_conflict, already_exists, flag_archived or "
+    "rollout_plan_conflict); nothing changed.",
     "413": "The request body is too large.",
     "415": "The body is not JSON.",
     "429": "Too many requests with this credential; see Retry-After.",

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from flags.api import kills, views
+from flags.api import kills, rollouts, views
 
 urlpatterns = [
     path("environments/", views.EnvironmentListView.as_view(), name="api-environments"),
@@ -33,6 +33,25 @@ urlpatterns = [
         "flags/<str:key>/environments/<str:environment>/",
         views.FlagStateView.as_view(),
         name="api-flag-state",
+    ),
+    # Scheduled ramp-ups: one rollout plan per flag and environment.
+    path(
+        "flags/<str:key>/environments/<str:environment>/rollout-plan/",
+        rollouts.RolloutPlanView.as_view(),
+        name="api-rollout-plan",
+    ),
+    *(
+        path(
+            f"flags/<str:key>/environments/<str:environment>/rollout-plan/{action}/",
+            view.as_view(),
+            name=f"api-rollout-plan-{action}",
+        )
+        for action, view in (
+            ("pause", rollouts.RolloutPlanPauseView),
+            ("resume", rollouts.RolloutPlanResumeView),
+            ("abort", rollouts.RolloutPlanAbortView),
+            ("skip", rollouts.RolloutPlanSkipView),
+        )
     ),
     # The kill switch (kill keys, admin tokens, staff sessions; triggers need only their URL).
     path("flags/<str:key>/kill/", kills.FlagKillView.as_view(), name="api-flag-kill"),

@@ -18,7 +18,7 @@ from django.test import Client
 
 from audit.models import AuditEvent
 from audit.recorder import Actor
-from flags import services
+from flags import rollouts, services
 from flags.models import ApiToken, Environment, Flag
 from tests.api.conftest import bearer, error_of, send
 
@@ -55,6 +55,7 @@ class Endpoint:
 
 STATE = "/api/v1/flags/new-checkout/environments/production/"
 SEGMENT = "/api/v1/environments/production/segments/staff/"
+PLAN = "/api/v1/flags/new-checkout/environments/production/rollout-plan/"
 ENDPOINTS = [
     Endpoint("GET", "/api/v1/environments/"),
     Endpoint("POST", "/api/v1/environments/", {"key": "qa"}),
@@ -117,6 +118,14 @@ ENDPOINTS = [
     Endpoint("POST", "/api/v1/triggers/{trigger_id}/revoke/"),
     # A trigger URL's secret is its credential: whoever holds it may fire it.
     Endpoint("POST", "/api/v1/triggers/{trigger_secret}/", allowed=EVERYONE),
+    # Scheduled ramp-ups: management, so admin only.
+    Endpoint("GET", PLAN),
+    Endpoint("PUT", PLAN, {"steps": [{"percentage": 10}]}),
+    Endpoint("DELETE", PLAN),
+    Endpoint("POST", PLAN + "pause/"),
+    Endpoint("POST", PLAN + "resume/"),
+    Endpoint("POST", PLAN + "abort/"),
+    Endpoint("POST", PLAN + "skip/", {"step": 2}),
 ]
 
 # Who calls, and the status a refusal must have. "kill (staging)" is a kill key bound to
@@ -144,6 +153,12 @@ def world(
     make_flag("new-checkout", tags=["payments"])
     services.flag_archive(actor=actor, flag=make_flag("retired"))
     services.segment_create(actor=actor, environment=production, key="staff", included=["u1"])
+    rollouts.rollout_plan_create(
+        actor=actor,
+        flag=Flag.objects.get(key="new-checkout"),
+        environment=production,
+        steps=[{"percentage": 1}, {"percentage": 5, "after": "1h"}],
+    )
 
     def issue(kind: str, name: str, environment: Environment | None = None) -> tuple[ApiToken, str]:
         return services.token_issue(actor=actor, kind=kind, name=name, environment=environment)

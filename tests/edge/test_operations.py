@@ -42,8 +42,12 @@ def test_metrics__requests_latency_versions_and_streams(
     assert "flagsvc_open_streams" in text
 
 
-def test_refusals__are_logged_like_django_4xx(live_edge: LiveEdge, world: dict[str, Any], caplog: Any) -> None:
+def test_refusals__are_logged_like_django_4xx(
+    live_edge: LiveEdge, world: dict[str, Any], caplog: Any
+) -> None:
     caplog.set_level("WARNING", logger="flags.edge")
     live_edge.client().get("/api/v1/sdk/snapshot/")
-    assert any("/api/v1/sdk/snapshot/ -> 401 unauthenticated" in r.getMessage() for r in caplog.records)
+    assert any(
+        "/api/v1/sdk/snapshot/ -> 401 unauthenticated" in r.getMessage() for r in caplog.records
+    )
     assert all(world["tokens"]["server"] not in r.getMessage() for r in caplog.records)

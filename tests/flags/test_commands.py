@@ -13,7 +13,7 @@ from django.test import override_settings
 from audit.models import AuditEvent
 from audit.verify import audit_chain_verify
 from flags.engine import Engine
-from flags.models import Environment, Flag, FlagState
+from flags.models import Environment, Flag, FlagState, RolloutPlan
 from flags.selectors import snapshot_build
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +40,8 @@ def test_seed_demo__creates_realistic_data_and_is_idempotent(
         AuditEvent.objects.count(),
     )
     assert {e.key for e in Environment.objects.all()} == {"development", "staging", "production"}
+    (plan,) = RolloutPlan.objects.all()  # a ramp-up for `make run`'s worker to carry on
+    assert plan.flag.key == "new-checkout" and plan.status == "scheduled"
     password = (tmp_path / "admin-password.txt").read_text().strip()
     assert f"admin / {password}" in first and f"admin / {password}" in second
     production = snapshot_build(Environment.objects.get(key="production"))

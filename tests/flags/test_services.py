@@ -67,7 +67,7 @@ def test_every_write__bumps_version_and_publishes_after_commit(
     monkeypatch.setattr(
         publish,
         "environment_version_published",
-        lambda _id, key, version: published.append((key, version)),
+        lambda _id, key, version, *changed: published.append((key, version)),
     )
     flag = make_flag()
     start = refreshed(production).version
@@ -384,3 +384,10 @@ def test_every_service_write__is_one_audit_event_with_the_actor(
         "flag.archive",
     ]
     assert all(e.request_id == "req-1" and e.source_ip == "10.0.0.5" for e in events)
+
+
+def test_segment_create__a_string_instead_of_a_list__refused(
+    production: Environment, actor: Actor
+) -> None:
+    with pytest.raises(ValidationFailed, match="included must be a list"):
+        services.segment_create(actor=actor, environment=production, key="beta", included="user-1")

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from audit.recorder import Actor
-from flags import services
+from flags import rollouts, services
 from flags.models import Environment, Flag, FlagState, Segment
 
 ENVIRONMENTS = [
@@ -44,6 +44,16 @@ FLAGS: list[dict[str, Any]] = [
                 "targets": [{"variant": "on", "values": ["qa-alice", "qa-bob"]}],
                 "default_serve": _split(on=2500, off=7500),
             },
+        },
+        # A scheduled ramp-up that `make run`'s worker carries on (admin: the flag's page).
+        "rollout": {
+            "environment": "production",
+            "steps": [
+                {"percentage": 30, "after": "2m"},
+                {"percentage": 50, "after": "10m"},
+                {"percentage": 75, "after": "1h"},
+                {"percentage": 100, "after": "1d"},
+            ],
         },
     },
     {
@@ -247,6 +257,14 @@ class Command(BaseCommand):
                     environment=environments[env_key],
                     reason="demo data",
                     **state,
+                )
+            if "rollout" in spec:
+                rollouts.rollout_plan_create(
+                    actor=actor,
+                    flag=flag,
+                    environment=environments[spec["rollout"]["environment"]],
+                    steps=spec["rollout"]["steps"],
+                    reason="demo data",
                 )
             self.stdout.write(f"created flag {flag.key}")
         self._admin_login()
