@@ -56,6 +56,9 @@ for i in range(N_FLAGS):
         rules=RULES[i % 3],
         default_serve={"split": [{"variant": "on", "weight": on}, {"variant": "off", "weight": 10000 - on}]},
     )
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute("ANALYZE")  # as autovacuum would have by now in a long-running database
 _, server = services.token_issue(actor=actor, kind="server", name="bench-server", environment=production)
 _, client = services.token_issue(actor=actor, kind="client", name="bench-client", environment=production)
 print(json.dumps({"server": server, "client": client, "version": Environment.objects.get(key="production").version}))

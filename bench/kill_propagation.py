@@ -41,6 +41,9 @@ for i in range(N_FLAGS):
     services.flag_state_update(actor=actor, flag=flag, environment=production, enabled=True,
         rules=[{"id": "de", "conditions": [{"attribute": "country", "operator": "in", "value": ["DE", "AT"]}], "serve": {"variant": "on"}}],
         default_serve={"split": [{"variant": "on", "weight": 2500}, {"variant": "off", "weight": 7500}]})
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute("ANALYZE")  # as autovacuum would have by now in a long-running database
 _, server = services.token_issue(actor=actor, kind="server", name="bench-server", environment=production)
 _, kill = services.token_issue(actor=actor, kind="kill", name="bench-kill", environment=production)
 print(json.dumps({"server": server, "kill": kill}))
@@ -109,9 +112,21 @@ async def propagation(
     clients = [Subscriber(host, port, tokens["server"]) for _ in range(subscribers)]
     tasks = [asyncio.create_task(c.run()) for c in clients]
     await asyncio.wait_for(asyncio.gather(*(c.connected.wait() for c in clients)), timeout=60)
+    headers = {"Authorization": f"Bearer {tokens['kill']}", "Content-Type": "application/json"}
+    # Warm both worker processes' code paths and connection pools on another flag (a
+    # production server is warm); the measured kills follow.
+    for n in range(8):
+        action = "kill" if n % 2 == 0 else "restore"
+        await http(
+            host,
+            port,
+            "POST",
+            f"/api/v1/flags/flag-099/{action}/",
+            headers,
+            json.dumps({"reason": "warm-up"}).encode(),
+        )
     await asyncio.sleep(0.5)
     delays: list[float] = []
-    headers = {"Authorization": f"Bearer {tokens['kill']}", "Content-Type": "application/json"}
     for n in range(kills):
         action = "kill" if n % 2 == 0 else "restore"
         body = json.dumps({"reason": f"bench {action} {n}"}).encode()

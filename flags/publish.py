@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from django.conf import settings
 
 logger = logging.getLogger(__name__)
@@ -42,8 +43,27 @@ class SnapshotPayload:
         return f'"{self.environment}:{self.version}"'
 
 
+def json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON (orjson, about ten times faster than json on snapshots).
+
+    Values orjson refuses (integers beyond 64 bits) fall back to the json module, so a
+    document always encodes the same way wherever it is encoded.
+    """
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def json_loads(data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)  # e.g. integers beyond 64 bits
+
+
 def encode_snapshot(document: dict[str, Any]) -> SnapshotPayload:
-    body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = json_bytes(document)
     return SnapshotPayload(
         environment=document["environment"],
         version=document["version"],
@@ -205,8 +225,13 @@ class RedisStore:
         return SnapshotPayload(environment, int(version), body, gzip_body)
 
     def current_document(self, environment: str) -> dict[str, Any] | None:
-        payload = self.current(environment)
-        return json.loads(payload.body) if payload else None
+        current_key, _, _ = redis_keys(environment)
+        version = self.client.get(current_key)
+        if version is None:
+            return None
+        _, json_key, _ = redis_keys(environment, int(version))
+        body = self.client.get(json_key)
+        return json_loads(body) if isinstance(body, bytes) else None
 
     def store_and_publish(self, payload: SnapshotPayload, message: dict[str, Any]) -> bool:
         current_key, json_key, gzip_key = redis_keys(payload.environment, payload.version)

@@ -104,7 +104,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A connection pool (psycopg_pool; Django checks connections on borrow): under ASGI every request's sync
+    # code runs in a fresh thread, so Django's per-thread persistent connections would
+    # reconnect on every request; a pool hands each one a warm connection instead.
+    if env.bool("DATABASE_POOL", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
+            "timeout": 10,
+        }
+    else:
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

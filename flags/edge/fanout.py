@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import Any
 
@@ -171,7 +170,7 @@ class Fanout:
                         await pubsub.ping()
                         continue
                     if message.get("type") == "message":
-                        await self.handle(json.loads(message["data"]))
+                        await self.handle(publish.json_loads(message["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception as error:

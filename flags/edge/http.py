@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from flags.edge.ratelimit import RateLimiter
 from flags.edge.state import EdgeState, Subscriber, ofrep_success, run_db, sse_event
 from flags.engine import Reason
+from flags.publish import json_bytes, json_loads
 from flags.tokens import TokenPrincipal
 from flagsvc import metrics
 
@@ -231,7 +232,7 @@ class Edge:
                 f"The request body is over {MAX_OFREP_BODY // 1024} KB; send a smaller context.",
             )
         try:
-            payload = json.loads(body) if body else {}
+            payload = json_loads(body) if body else {}
         except ValueError as error:
             raise EdgeError(400, "PARSE_ERROR", f"The body is not valid JSON: {error}.") from None
         if not isinstance(payload, dict):
@@ -292,9 +293,7 @@ class Edge:
             return ofrep_error(error, key)
         body = ofrep_success(key, flag.type, result, snapshot.flag_metadata(key))
         _observe_ofrep(200, started)
-        return Response(
-            json.dumps(body, separators=(",", ":")).encode(), headers=CORS_HEADERS, media_type=JSON
-        )
+        return Response(json_bytes(body), headers=CORS_HEADERS, media_type=JSON)
 
     async def ofrep_bulk(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -337,7 +336,7 @@ class Edge:
             answers.append(ofrep_success(key, flag.type, result, snapshot.flag_metadata(key)))
         _observe_bulk(200, started)
         return Response(
-            json.dumps({"flags": answers}, separators=(",", ":")).encode(),
+            json_bytes({"flags": answers}),
             headers=headers,
             media_type=JSON,
         )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -44,7 +43,7 @@ async def run_db(function: Callable[..., T], *args: Any) -> T:
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return publish.json_bytes(value)
 
 
 class EnvironmentSnapshot:
@@ -88,7 +87,7 @@ class EnvironmentSnapshot:
     @property
     def document(self) -> dict[str, Any]:
         if self._document is None:
-            self._document = json.loads(self.body)
+            self._document = publish.json_loads(self.body)
         return self._document
 
     @property
