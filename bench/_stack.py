@@ -124,24 +124,19 @@ class Stack:
         return result.stdout
 
     def start_web(self) -> None:
+        """The production launcher: uvicorn processes balanced by SO_REUSEPORT (flagsvc/serve.py)."""
         command = [
             PYTHON,
             "-m",
-            "uvicorn",
-            "flagsvc.asgi:application",
+            "flagsvc.serve",
             "--host",
             "127.0.0.1",
             "--port",
             str(self.port),
             "--workers",
             str(self.workers),
-            "--no-access-log",
-            "--log-level",
-            "warning",
             "--backlog",
             "4096",
-            "--timeout-graceful-shutdown",
-            "5",
         ]
         self.processes.append(
             subprocess.Popen(command, cwd=ROOT, env=self.env, start_new_session=True)
@@ -191,7 +186,8 @@ class Stack:
 
     def describe(self) -> str:
         return (
-            f"uvicorn flagsvc.asgi:application --workers {self.workers} (uvloop, httptools), DEBUG=false, "
+            f"python -m flagsvc.serve --workers {self.workers} (uvicorn processes on one SO_REUSEPORT port, "
+            f"uvloop, httptools), DEBUG=false, "
             f"PostgreSQL {self.env['DATABASE_URL'].rsplit('@', 1)[-1]}, Redis {self.env['REDIS_URL']}"
         )
 

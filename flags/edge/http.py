@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -40,6 +41,8 @@ CORS_HEADERS = {
     "access-control-max-age": "600",
 }
 
+# The process id tells which worker answered (useful behind flagsvc.serve's balancing).
+_HEALTHZ = f'{{"status":"ok","pid":{os.getpid()}}}'.encode()
 _observe_snapshot = metrics.Observer("edge:snapshot")
 _observe_stream = metrics.Observer("edge:stream")
 _observe_ofrep = metrics.Observer("edge:ofrep_flag", "POST")
@@ -347,7 +350,7 @@ class Edge:
     # -- operations
 
     async def healthz(self, request: Request) -> Response:
-        return Response(b'{"status":"ok"}', media_type=JSON)
+        return Response(_HEALTHZ, media_type=JSON)
 
     async def readyz(self, request: Request) -> Response:
         checks = await readiness_checks(self)

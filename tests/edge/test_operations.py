@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from tests.edge.conftest import LiveEdge
 
 
 def test_healthz(live_edge: LiveEdge) -> None:
-    assert live_edge.client().get("/healthz").json() == {"status": "ok"}
+    assert live_edge.client().get("/healthz").json() == {"status": "ok", "pid": os.getpid()}
 
 
 def test_readyz__everything_reachable(live_edge: LiveEdge, world: dict[str, Any]) -> None:

@@ -1,0 +1,106 @@
+"""Production web launcher: N uvicorn processes on one port, balanced by the kernel (SO_REUSEPORT).
+
+    python -m flagsvc.serve --host 0.0.0.0 --port 8000 --workers 2
+
+``uvicorn --workers N`` shares one listening socket between its processes, and on a
+busy machine the process that wakes first takes most new connections: long-lived
+SDK connections (keep-alive polls, streams) can pile up on one process while another
+idles. Here each process gets its own socket bound with SO_REUSEPORT, so the kernel
+spreads connections evenly across them. A process that dies is started again;
+SIGTERM or Ctrl-C stops them all (each gets uvicorn's graceful shutdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+
+def reuse_port_socket(host: str, port: int, backlog: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--backlog", type=int, default=2048)
+    parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--timeout-graceful-shutdown", type=int, default=5)
+    args = parser.parse_args(argv)
+
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_dir:  # a fresh set of processes: drop the previous run's metric files
+        os.makedirs(metrics_dir, exist_ok=True)
+        for name in os.listdir(metrics_dir):
+            if name.endswith(".db"):
+                os.remove(os.path.join(metrics_dir, name))
+    sockets = [reuse_port_socket(args.host, args.port, args.backlog) for _ in range(args.workers)]
+
+    def start(sock: socket.socket) -> subprocess.Popen[bytes]:
+        command = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "flagsvc.asgi:application",
+            "--fd",
+            str(sock.fileno()),
+            "--no-access-log",
+            "--log-level",
+            args.log_level,
+            "--timeout-graceful-shutdown",
+            str(args.timeout_graceful_shutdown),
+        ]
+        return subprocess.Popen(command, pass_fds=(sock.fileno(),))
+
+    processes = [start(sock) for sock in sockets]
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(
+        f"flagsvc: {args.workers} uvicorn processes on http://{args.host}:{args.port} (SO_REUSEPORT)",
+        flush=True,
+    )
+    while not stopping:
+        time.sleep(0.5)
+        for index, process in enumerate(processes):
+            if process.poll() is not None and not stopping:
+                print(
+                    f"flagsvc: worker {process.pid} exited ({process.returncode}); starting another",
+                    flush=True,
+                )
+                processes[index] = start(sockets[index])
+    deadline = time.monotonic() + args.timeout_graceful_shutdown + 10
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

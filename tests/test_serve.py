@@ -1,0 +1,80 @@
+"""The production launcher: N uvicorn processes on one SO_REUSEPORT port, restarted when they die."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_make_run import embedded_env, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _pids(url: str, connections: int = 24) -> set[int]:
+    pids = set()
+    for _ in range(connections):  # a new connection each time: the kernel picks a socket
+        with httpx.Client() as client:
+            pids.add(client.get(f"{url}/healthz", timeout=5).json()["pid"])
+    return pids
+
+
+@pytest.mark.integration
+def test_serve__spreads_connections_over_workers_restarts_them_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    env = embedded_env(tmp_path)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "flagsvc.serve", "--port", str(port), "--workers", "2"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                pids = _pids(url)
+                if len(pids) == 2:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "two workers did not answer"
+            time.sleep(0.3)
+        # a worker that dies is replaced
+        victim = sorted(pids)[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                now = _pids(url)
+                if len(now) == 2 and victim not in now:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.3)
+    finally:
+        launcher.send_signal(signal.SIGTERM)
+        output, _ = launcher.communicate(timeout=30)
+    assert launcher.returncode == 0, output
+    assert "starting another" in output
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{url}/healthz", timeout=1)
