@@ -32,6 +32,26 @@ def reuse_port_socket(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
+def serve_child(fd: int, log_level: str, graceful: int) -> int:
+    """One worker: uvicorn on the inherited socket.
+
+    The socket is rebuilt with its real family (``uvicorn --fd`` assumes a Unix socket,
+    and asyncio then leaves TCP_NODELAY off, so a response written in two parts waits
+    for a delayed ACK: 40 ms).
+    """
+    import uvicorn
+
+    sock = socket.socket(fileno=fd)
+    config = uvicorn.Config(
+        "flagsvc.asgi:application",
+        access_log=False,
+        log_level=log_level,
+        timeout_graceful_shutdown=graceful,
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -42,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int, default=2048)
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--timeout-graceful-shutdown", type=int, default=5)
+    parser.add_argument("--child-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_fd is not None:
+        return serve_child(args.child_fd, args.log_level, args.timeout_graceful_shutdown)
 
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if metrics_dir:  # a fresh set of processes: drop the previous run's metric files
@@ -56,11 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         command = [
             sys.executable,
             "-m",
-            "uvicorn",
-            "flagsvc.asgi:application",
-            "--fd",
+            "flagsvc.serve",
+            "--child-fd",
             str(sock.fileno()),
-            "--no-access-log",
             "--log-level",
             args.log_level,
             "--timeout-graceful-shutdown",

@@ -58,6 +58,16 @@ def test_serve__spreads_connections_over_workers_restarts_them_and_stops_cleanly
                 pass
             assert time.monotonic() < deadline, "two workers did not answer"
             time.sleep(0.3)
+        # keep-alive answers are not held back by Nagle + delayed ACK (40 ms each when
+        # the workers' sockets lack TCP_NODELAY, as with `uvicorn --fd`)
+        with httpx.Client(base_url=url) as client:
+            client.get("/healthz")
+            timings = []
+            for _ in range(21):
+                started = time.perf_counter()
+                client.get("/healthz")
+                timings.append(time.perf_counter() - started)
+        assert sorted(timings)[10] < 0.02, sorted(timings)
         # a worker that dies is replaced
         victim = sorted(pids)[0]
         os.kill(victim, signal.SIGKILL)
