@@ -1,6 +1,6 @@
 """Time from a kill request until every streaming subscriber has the new version.
 
-    python bench/kill_propagation.py [--subscribers 100 1000] [--kills 10] [--flags 350]
+    python bench/kill_propagation.py [--subscribers 100 1000] [--kills 20] [--flags 350]
 
 Starts the real stack (uvicorn, 2 workers, PostgreSQL, Redis), opens N raw SSE
 subscribers (plain sockets, one coroutine each), fires kills with a kill key
@@ -48,6 +48,9 @@ _, server = services.token_issue(actor=actor, kind="server", name="bench-server"
 _, kill = services.token_issue(actor=actor, kind="kill", name="bench-kill", environment=production)
 print(json.dumps({"server": server, "kill": kill}))
 """
+
+
+VERBOSE = False
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -127,6 +130,7 @@ async def propagation(
         )
     await asyncio.sleep(0.5)
     delays: list[float] = []
+    per_kill: list[tuple[float, float, float]] = []
     for n in range(kills):
         action = "kill" if n % 2 == 0 else "restore"
         body = json.dumps({"reason": f"bench {action} {n}"}).encode()
@@ -143,11 +147,18 @@ async def propagation(
                 missing = sum(version not in c.seen for c in clients)
                 raise SystemExit(f"{missing} subscribers never saw version {version}")
             await asyncio.sleep(0.002)
-        delays += [(c.seen[version] - started) * 1000 for c in clients]
+        these = sorted((c.seen[version] - started) * 1000 for c in clients)
+        per_kill.append((these[0], these[len(these) // 2], these[-1]))
+        delays += these
         await asyncio.sleep(0.3)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    if VERBOSE:
+        print(
+            "  per kill (first/median/last subscriber, ms): "
+            + ", ".join(f"{a:.0f}/{b:.0f}/{c:.0f}" for a, b, c in per_kill)
+        )
     return delays
 
 
@@ -215,10 +226,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--subscribers", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--kills", type=int, default=10, help="kill/restore requests per N")
+    parser.add_argument("--kills", type=int, default=20, help="kill/restore requests per N")
     parser.add_argument("--flags", type=int, default=350)
     parser.add_argument("--latency-calls", type=int, default=100)
+    parser.add_argument("--verbose", action="store_true", help="print each kill's spread")
     args = parser.parse_args()
+    global VERBOSE
+    VERBOSE = args.verbose
     with running("kill", extra_env={"SDK_RATE_LIMIT_PER_SECOND": "0"}) as stack:
         print(f"[bench] creating {args.flags} flags…", flush=True)
         tokens = json.loads(
