@@ -812,6 +812,49 @@ TOKEN_DETAIL_FIELDS = (
 )
 
 
+class IssuedOnceAdmin(ServiceErrorsAsMessages):
+    """Credentials (API tokens, trigger URLs): created through a service and shown once on
+    their own page, then only revoked; never edited, never deleted (the audit trail names them).
+    """
+
+    create_fields: tuple[str, ...] = ()
+    detail_fields: tuple[str, ...] = ()
+    revoke_permission = ""
+
+    @admin.display(description="Revoked", boolean=True, ordering="revoked_at")
+    def is_revoked(self, obj: Any) -> bool:
+        return bool(obj.revoked)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return self.detail_fields if obj else self.create_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        return self.detail_fields if obj else ()
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(self.revoke_permission)
+
+    def shown_once(
+        self, request: HttpRequest, template: str, title: str, **context: Any
+    ) -> HttpResponse:
+        """The page that shows a secret its only time; never cached."""
+        page = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            **context,
+        }
+        response = TemplateResponse(request, template, page)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
 class ApiTokenForm(forms.ModelForm):
     reason = forms.CharField(
         required=False, max_length=services.MAX_REASON, help_text="Why (goes on the audit trail)."
@@ -823,7 +866,7 @@ class ApiTokenForm(forms.ModelForm):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ServiceErrorsAsMessages):
+class ApiTokenAdmin(IssuedOnceAdmin):
     """Issue tokens (the value is shown once, on its own page) and revoke them; never edit one."""
 
     form = ApiTokenForm
@@ -840,27 +883,9 @@ class ApiTokenAdmin(ServiceErrorsAsMessages):
     list_filter = ("kind", "environment", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "hint", "created_by")
     actions = ("revoke_tokens",)
-
-    @admin.display(description="Revoked", boolean=True, ordering="revoked_at")
-    def is_revoked(self, token: ApiToken) -> bool:
-        return token.revoked
-
-    def get_fields(self, request: HttpRequest, obj: ApiToken | None = None) -> tuple[str, ...]:
-        return TOKEN_DETAIL_FIELDS if obj else ("name", "kind", "environment", "reason")
-
-    def get_readonly_fields(
-        self, request: HttpRequest, obj: ApiToken | None = None
-    ) -> tuple[str, ...]:
-        return TOKEN_DETAIL_FIELDS if obj else ()
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # a token is issued or revoked, never edited
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # revoked tokens stay listed: the audit trail names them
-
-    def has_revoke_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("flags.change_apitoken")
+    create_fields = ("name", "kind", "environment", "reason")
+    detail_fields = TOKEN_DETAIL_FIELDS
+    revoke_permission = "flags.change_apitoken"
 
     def save_model(
         self, request: HttpRequest, obj: ApiToken, form: forms.Form, change: bool
@@ -885,16 +910,13 @@ class ApiTokenAdmin(ServiceErrorsAsMessages):
         raw = getattr(request, "_issued_token", None)
         if raw is None:
             return super().response_add(request, obj, post_url_continue)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": f"Token {obj.name!r} issued",
-            "token": ApiToken.objects.select_related("environment").get(pk=obj.pk),
-            "raw": raw,
-        }
-        response = TemplateResponse(request, "admin/flags/apitoken/issued.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return self.shown_once(
+            request,
+            "admin/flags/apitoken/issued.html",
+            f"Token {obj.name!r} issued",
+            token=ApiToken.objects.select_related("environment").get(pk=obj.pk),
+            raw=raw,
+        )
 
     @admin.action(description="Revoke selected tokens", permissions=["revoke"])
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
@@ -921,7 +943,7 @@ class KillTriggerForm(forms.ModelForm):
 
 
 @admin.register(KillTrigger)
-class KillTriggerAdmin(ServiceErrorsAsMessages):
+class KillTriggerAdmin(IssuedOnceAdmin):
     """Trigger URLs for APM alerts: created (URL shown once) and revoked, never edited."""
 
     form = KillTriggerForm
@@ -938,39 +960,19 @@ class KillTriggerAdmin(ServiceErrorsAsMessages):
     list_filter = ("action", "environment", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "flag__key", "hint")
     actions = ("revoke_triggers",)
-
-    @admin.display(description="Revoked", boolean=True, ordering="revoked_at")
-    def is_revoked(self, trigger: KillTrigger) -> bool:
-        return trigger.revoked
-
-    def get_fields(self, request: HttpRequest, obj: KillTrigger | None = None) -> tuple[str, ...]:
-        if obj:
-            return (
-                "name",
-                "flag",
-                "environment",
-                "action",
-                "hint",
-                "created_at",
-                "created_by",
-                "revoked_at",
-                "revoked_by",
-            )
-        return ("name", "flag", "environment", "action", "reason")
-
-    def get_readonly_fields(
-        self, request: HttpRequest, obj: KillTrigger | None = None
-    ) -> tuple[str, ...]:
-        return self.get_fields(request, obj) if obj else ()
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_revoke_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("flags.add_killtrigger")
+    create_fields = ("name", "flag", "environment", "action", "reason")
+    detail_fields = (
+        "name",
+        "flag",
+        "environment",
+        "action",
+        "hint",
+        "created_at",
+        "created_by",
+        "revoked_at",
+        "revoked_by",
+    )
+    revoke_permission = "flags.add_killtrigger"
 
     def save_model(
         self, request: HttpRequest, obj: KillTrigger, form: forms.Form, change: bool
@@ -994,16 +996,13 @@ class KillTriggerAdmin(ServiceErrorsAsMessages):
         url = getattr(request, "_trigger_url", None)
         if url is None:
             return super().response_add(request, obj, post_url_continue)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": f"Trigger {obj.name!r} created",
-            "trigger": KillTrigger.objects.select_related("flag", "environment").get(pk=obj.pk),
-            "url": url,
-        }
-        response = TemplateResponse(request, "admin/flags/killtrigger/created.html", context)
-        response["Cache-Control"] = "no-store"
-        return response
+        return self.shown_once(
+            request,
+            "admin/flags/killtrigger/created.html",
+            f"Trigger {obj.name!r} created",
+            trigger=KillTrigger.objects.select_related("flag", "environment").get(pk=obj.pk),
+            url=url,
+        )
 
     @admin.action(description="Revoke selected triggers", permissions=["revoke"])
     def revoke_triggers(self, request: HttpRequest, queryset: QuerySet[KillTrigger]) -> None:
