@@ -6,6 +6,7 @@ Models hold data and its invariants only. Every write goes through
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -20,6 +21,14 @@ key_validator = RegexValidator(
 )
 
 
+def new_lineage() -> str:
+    return secrets.token_hex(6)
+
+
+def new_revision() -> str:
+    return secrets.token_hex(4)
+
+
 class Environment(models.Model):
     """A deployment stage (development, staging, production) with its own flag states."""
 
@@ -29,6 +38,13 @@ class Environment(models.Model):
     # Bumped in the same transaction as every change to what this environment
     # evaluates to; SDKs and caches compare it to know they are current.
     version = models.PositiveBigIntegerField(default=1)
+    # A version number alone does not say which history it belongs to: a restored
+    # backup or a recreated database counts again from a lower number, and another
+    # deployment may share the Redis. ``lineage`` is drawn once when the environment
+    # is created and ``revision`` anew with every version, so (lineage, version,
+    # revision) names one snapshot, and any cache holding a different one is stale.
+    lineage = models.CharField(max_length=16, default=new_lineage, editable=False)
+    revision = models.CharField(max_length=16, default=new_revision, editable=False)
     sort_order = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 

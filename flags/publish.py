@@ -28,6 +28,9 @@ SNAPSHOT_TTL_SECONDS = 7 * 24 * 3600
 GZIP_LEVEL = 6
 
 
+Identity = tuple[str, int, str]  # (lineage, version, revision): one snapshot of one history
+
+
 @dataclass(frozen=True)
 class SnapshotPayload:
     """One environment version, ready to send: plain and gzip bytes."""
@@ -37,10 +40,18 @@ class SnapshotPayload:
     body: bytes
     gzip_body: bytes
     document: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    lineage: str = ""
+    revision: str = ""
+
+    @property
+    def identity(self) -> Identity:
+        return (self.lineage, self.version, self.revision)
 
     @property
     def etag(self) -> str:
-        return f'"{self.environment}:{self.version}"'
+        # The revision makes the tag name this snapshot of this history: after a restore
+        # from backup the same version number comes back with other content.
+        return f'"{self.environment}:{self.version}-{self.revision}"'
 
 
 def json_bytes(value: Any) -> bytes:
@@ -70,14 +81,39 @@ def encode_snapshot(document: dict[str, Any]) -> SnapshotPayload:
         body=body,
         gzip_body=gzip.compress(body, GZIP_LEVEL, mtime=0),
         document=document,
+        lineage=document.get("lineage", ""),
+        revision=document.get("revision", ""),
     )
+
+
+def document_identity(document: dict[str, Any]) -> Identity:
+    return (document.get("lineage", ""), document["version"], document.get("revision", ""))
+
+
+def environment_identity(environment_key: str) -> Identity | None:
+    """What the database says is the environment's current snapshot (the truth)."""
+    from flags.models import Environment
+
+    row = (
+        Environment.objects.filter(key=environment_key)
+        .values_list("lineage", "version", "revision")
+        .first()
+    )
+    return (row[0], row[1], row[2]) if row else None
+
+
+def environment_identities() -> dict[str, Identity]:
+    from flags.models import Environment
+
+    rows = Environment.objects.values_list("key", "lineage", "version", "revision")
+    return {key: (lineage, version, revision) for key, lineage, version, revision in rows}
 
 
 def snapshot_build_consistent(environment_key: str, attempts: int = 5) -> dict[str, Any] | None:
     """The environment's snapshot, read so that its version matches its flags.
 
     Every change bumps the version in its own transaction, so a document whose
-    version reads the same before and after its rows were read is consistent.
+    identity reads the same before and after its rows were read is consistent.
     """
     from flags.models import Environment
     from flags.selectors import snapshot_build
@@ -87,40 +123,34 @@ def snapshot_build_consistent(environment_key: str, attempts: int = 5) -> dict[s
         if environment is None:
             return None
         document = snapshot_build(environment)
-        if _version_of(environment.pk) == environment.version:
+        if environment_identity(environment_key) == document_identity(document):
             return document
     raise RuntimeError(f"environment {environment_key} kept changing while its snapshot was built")
-
-
-def _version_of(environment_id: int) -> int | None:
-    from flags.models import Environment
-
-    return Environment.objects.filter(pk=environment_id).values_list("version", flat=True).first()
 
 
 def snapshot_patch_consistent(
     environment_key: str,
     base: dict[str, Any],
-    version: int,
+    identity: Identity,
     *,
     flags: Sequence[str],
     segments: Sequence[str],
 ) -> dict[str, Any] | None:
-    """Version ``version`` built from ``base`` (version - 1) by re-reading only what changed.
+    """The snapshot ``identity`` built from ``base`` (its predecessor) by re-reading only what changed.
 
-    None when that is not possible (the environment has moved past ``version``, or
-    ``base`` is not its predecessor): the caller then builds the whole document.
+    None when that is not possible (the environment has moved past ``identity``):
+    the caller then builds the whole document.
     """
     from flags.models import Environment
     from flags.selectors import snapshot_patched
 
-    if base.get("version") != version - 1:
-        return None
     environment = Environment.objects.filter(key=environment_key).first()
-    if environment is None or environment.version != version:
+    if environment is None or (environment.lineage, environment.version, environment.revision) != (
+        identity
+    ):
         return None
     document = snapshot_patched(environment, base, flags=flags, segments=segments)
-    return document if _version_of(environment.pk) == version else None
+    return document if environment_identity(environment_key) == identity else None
 
 
 def snapshot_delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | None:
@@ -142,12 +172,24 @@ def change_message(payload: SnapshotPayload, delta: dict[str, Any] | None) -> di
     return {
         "type": "snapshot",
         "environment": payload.environment,
+        "lineage": payload.lineage,
         "version": payload.version,
+        "revision": payload.revision,
         "delta": delta,
     }
 
 
 # --- stores ---------------------------------------------------------------------------------
+#
+# A store keeps, per (environment, lineage), a pointer to the current snapshot and its
+# bytes. It accepts a snapshot whose version is higher than the pointer's, or, when
+# the writer has found the pointer stale by comparing it with the database, a
+# snapshot that replaces exactly the stale pointer it saw (compare-and-set), so a
+# concurrent newer write is never overwritten.
+
+
+def _pointer_text(identity: Identity) -> str:
+    return f"{identity[1]}:{identity[2]}"
 
 
 class LocalStore:
@@ -158,17 +200,31 @@ class LocalStore:
         self._lock = threading.Lock()
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
-    def current(self, environment: str) -> SnapshotPayload | None:
-        return self._payloads.get(environment)
-
-    def current_document(self, environment: str) -> dict[str, Any] | None:
+    def current(self, environment: str, lineage: str) -> SnapshotPayload | None:
         payload = self._payloads.get(environment)
+        return payload if payload is not None and payload.lineage == lineage else None
+
+    def current_document(self, environment: str, lineage: str) -> dict[str, Any] | None:
+        payload = self.current(environment, lineage)
         return payload.document if payload else None
 
-    def store_and_publish(self, payload: SnapshotPayload, message: dict[str, Any]) -> bool:
+    def payload(self, environment: str, identity: Identity) -> SnapshotPayload | None:
+        payload = self._payloads.get(environment)
+        return payload if payload is not None and payload.identity == identity else None
+
+    def store_and_publish(
+        self,
+        payload: SnapshotPayload,
+        message: dict[str, Any],
+        *,
+        replacing: Identity | None = None,
+    ) -> bool:
         with self._lock:
-            current = self._payloads.get(payload.environment)
-            if current is not None and current.version >= payload.version:
+            current = self.current(payload.environment, payload.lineage)
+            if replacing is not None:
+                if current is not None and current.identity != replacing:
+                    return False
+            elif current is not None and current.version >= payload.version:
                 return False
             self._payloads[payload.environment] = payload
         self.publish(message)
@@ -186,20 +242,44 @@ class LocalStore:
             self._payloads.clear()
 
 
+# KEYS: pointer, json, gzip, channel. ARGV: version, json, gzip, ttl, message, pointer
+# text, the stale pointer text to replace ("" for a plain forward move).
 _STORE_SCRIPT = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) <= current then return 0 end
+local current = redis.call('GET', KEYS[1])
+if ARGV[7] ~= '' then
+  if current and current ~= ARGV[7] then return 0 end
+else
+  local version = 0
+  if current then version = tonumber(string.match(current, '^(%d+)')) or 0 end
+  if tonumber(ARGV[1]) <= version then return 0 end
+end
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])
 redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4])
-redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[6], 'EX', ARGV[4])
 redis.call('PUBLISH', KEYS[4], ARGV[5])
 return 1
 """
 
 
-def redis_keys(environment: str, version: int | None = None) -> tuple[str, str, str]:
-    base = f"flagsvc:snapshot:{environment}"
-    return f"{base}:current", f"{base}:{version}:json", f"{base}:{version}:gzip"
+def redis_pointer_key(environment: str, lineage: str) -> str:
+    return f"flagsvc:snapshot:{environment}:{lineage}:current"
+
+
+def redis_keys(environment: str, identity: Identity) -> tuple[str, str]:
+    lineage, version, revision = identity
+    base = f"flagsvc:snapshot:{environment}:{lineage}:{version}-{revision}"
+    return f"{base}:json", f"{base}:gzip"
+
+
+def parse_pointer(lineage: str, raw: bytes | str | None) -> Identity | None:
+    if raw is None:
+        return None
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    version, _, revision = text.partition(":")
+    try:
+        return (lineage, int(version), revision)
+    except ValueError:
+        return None
 
 
 class RedisStore:
@@ -213,36 +293,53 @@ class RedisStore:
         )
         self._script = self.client.register_script(_STORE_SCRIPT)
 
-    def current(self, environment: str) -> SnapshotPayload | None:
-        current_key, _, _ = redis_keys(environment)
-        version = self.client.get(current_key)
-        if version is None:
-            return None
-        _, json_key, gzip_key = redis_keys(environment, int(version))
+    def pointer(self, environment: str, lineage: str) -> Identity | None:
+        return parse_pointer(lineage, self.client.get(redis_pointer_key(environment, lineage)))
+
+    def payload(self, environment: str, identity: Identity) -> SnapshotPayload | None:
+        json_key, gzip_key = redis_keys(environment, identity)
         body, gzip_body = self.client.mget(json_key, gzip_key)
         if not isinstance(body, bytes) or not isinstance(gzip_body, bytes):
             return None
-        return SnapshotPayload(environment, int(version), body, gzip_body)
+        lineage, version, revision = identity
+        return SnapshotPayload(
+            environment, version, body, gzip_body, lineage=lineage, revision=revision
+        )
 
-    def current_document(self, environment: str) -> dict[str, Any] | None:
-        current_key, _, _ = redis_keys(environment)
-        version = self.client.get(current_key)
-        if version is None:
+    def current(self, environment: str, lineage: str) -> SnapshotPayload | None:
+        identity = self.pointer(environment, lineage)
+        return self.payload(environment, identity) if identity else None
+
+    def current_document(self, environment: str, lineage: str) -> dict[str, Any] | None:
+        identity = self.pointer(environment, lineage)
+        if identity is None:
             return None
-        _, json_key, _ = redis_keys(environment, int(version))
-        body = self.client.get(json_key)
+        body = self.client.get(redis_keys(environment, identity)[0])
         return json_loads(body) if isinstance(body, bytes) else None
 
-    def store_and_publish(self, payload: SnapshotPayload, message: dict[str, Any]) -> bool:
-        current_key, json_key, gzip_key = redis_keys(payload.environment, payload.version)
+    def store_and_publish(
+        self,
+        payload: SnapshotPayload,
+        message: dict[str, Any],
+        *,
+        replacing: Identity | None = None,
+    ) -> bool:
+        json_key, gzip_key = redis_keys(payload.environment, payload.identity)
         stored = self._script(
-            keys=[current_key, json_key, gzip_key, CHANNEL],
+            keys=[
+                redis_pointer_key(payload.environment, payload.lineage),
+                json_key,
+                gzip_key,
+                CHANNEL,
+            ],
             args=[
                 payload.version,
                 payload.body,
                 payload.gzip_body,
                 SNAPSHOT_TTL_SECONDS,
                 json.dumps(message),
+                _pointer_text(payload.identity),
+                _pointer_text(replacing) if replacing else "",
             ],
         )
         return bool(stored)
@@ -272,40 +369,74 @@ def local_store() -> LocalStore:
 # --- what the services call after commit -------------------------------------------------
 
 
-def snapshot_publish(
+def snapshot_store_current(
     environment_key: str,
     *,
-    version: int | None = None,
+    identity: Identity | None = None,
+    base_revision: str | None = None,
     flags: Sequence[str] | None = None,
     segments: Sequence[str] | None = None,
 ) -> SnapshotPayload | None:
-    """Build, store and announce the environment's current snapshot; None if not newer.
+    """Make the store hold the database's current snapshot of the environment, and announce it.
 
-    When the change that produced ``version`` names the flags and segments it
-    touched, and the store holds the version just before it, only those are
-    re-read (a kill costs the same with 10 flags or 10,000); otherwise the whole
-    document is built.
+    Returns the payload when this call stored it, None when the store already held
+    it (or something newer). The store's pointer is read before the database, so a
+    pointer that is not the database's current snapshot and not older than it
+    belongs to another history (a restored or recreated database): it is replaced.
+    When ``identity`` (the version a change just committed) follows the stored one
+    (same lineage, version + 1, ``base_revision``) and the change names the flags
+    and segments it touched, only those are re-read.
     """
     target = store()
-    previous = target.current_document(environment_key)
-    if previous is not None and version is not None and previous["version"] >= version:
-        return None  # this version, or a newer one, is already published
+    lineage = identity[0] if identity else None
+    if lineage is None:
+        truth = environment_identity(environment_key)
+        if truth is None:
+            return None
+        lineage = truth[0]
+    previous = target.current_document(environment_key, lineage)
+    seen = document_identity(previous) if previous is not None else None
+    if seen is not None and identity is not None and seen[1] > identity[1]:
+        # Newer than the change we publish, or from another history: the database decides.
+        identity = None
     document = None
-    if previous is not None and version is not None and (flags is not None or segments is not None):
+    if (
+        previous is not None
+        and identity is not None
+        and seen == (identity[0], identity[1] - 1, base_revision)
+        and (flags is not None or segments is not None)
+    ):
         document = snapshot_patch_consistent(
-            environment_key, previous, version, flags=flags or (), segments=segments or ()
+            environment_key, previous, identity, flags=flags or (), segments=segments or ()
         )
     if document is None:
         document = snapshot_build_consistent(environment_key)
     if document is None:
         return None
     payload = encode_snapshot(document)
-    if previous is not None and previous["version"] >= payload.version:
-        return None
+    if seen == payload.identity:
+        return None  # already there
+    stale = seen is not None and seen[1] >= payload.version
+    if stale:
+        logger.warning(
+            "the snapshot store holds %s v%s (%s), not the database's v%s (%s): replacing it",
+            environment_key,
+            seen[1] if seen else "?",
+            seen[2] if seen else "?",
+            payload.version,
+            payload.revision,
+        )
+    # A delta only makes sense from the version just before, in the same history.
+    delta = snapshot_delta(previous, document) if previous is not None and not stale else None
     stored = target.store_and_publish(
-        payload, change_message(payload, snapshot_delta(previous, document))
+        payload, change_message(payload, delta), replacing=seen if stale else None
     )
     return payload if stored else None
+
+
+def snapshot_publish(environment_key: str) -> SnapshotPayload | None:
+    """Build, store and announce the environment's current snapshot; None if already there."""
+    return snapshot_store_current(environment_key)
 
 
 def environment_version_published(
@@ -314,6 +445,10 @@ def environment_version_published(
     version: int,
     flags: Sequence[str] | None = None,
     segments: Sequence[str] | None = None,
+    *,
+    lineage: str | None = None,
+    revision: str | None = None,
+    base_revision: str | None = None,
 ) -> None:
     """Called once per changed environment after the change commits; never raises.
 
@@ -321,8 +456,15 @@ def environment_version_published(
     The change is already durable. If the cache or Redis is down, SDK-facing
     processes still converge: they watch the database for newer versions.
     """
+    identity = (lineage, version, revision) if lineage and revision else None
     try:
-        snapshot_publish(environment_key, version=version, flags=flags, segments=segments)
+        snapshot_store_current(
+            environment_key,
+            identity=identity,
+            base_revision=base_revision,
+            flags=flags,
+            segments=segments,
+        )
     except Exception:
         logger.warning(
             "could not publish %s version %s; processes will pick it up from the database",

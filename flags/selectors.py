@@ -89,6 +89,8 @@ def snapshot_patched(
         "schema_version": SNAPSHOT_SCHEMA_VERSION,
         "environment": environment.key,
         "version": environment.version,
+        "lineage": environment.lineage,
+        "revision": environment.revision,
         "flags": dict(sorted({**flag_documents, **fresh_flags}.items())),
         "segments": dict(sorted({**segment_documents, **fresh_segments}.items())),
     }
@@ -98,12 +100,15 @@ def snapshot_build(environment: Environment) -> dict[str, Any]:
     """The environment's snapshot document (schema: sdk_clients/testdata/snapshot.schema.json).
 
     Two queries whatever the number of flags. The document is a pure function
-    of the environment's version, so any process rebuilding it gets the same bytes.
+    of the environment's (lineage, version, revision), so any process rebuilding it
+    gets the same bytes.
     """
     return {
         "schema_version": SNAPSHOT_SCHEMA_VERSION,
         "environment": environment.key,
         "version": environment.version,
+        "lineage": environment.lineage,
+        "revision": environment.revision,
         "flags": environment_flag_documents(environment),
         "segments": environment_segment_documents(environment),
     }

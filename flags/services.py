@@ -25,7 +25,16 @@ from audit.recorder import Actor, audit_record
 from flags import publish, validation
 from flags.engine import FLAG_KEY_PATTERN
 from flags.errors import AlreadyExists, FlagArchived, NotFound, ValidationFailed, VersionConflict
-from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger, Segment, Tag
+from flags.models import (
+    ApiToken,
+    Environment,
+    Flag,
+    FlagState,
+    KillTrigger,
+    Segment,
+    Tag,
+    new_revision,
+)
 from flags.selectors import segment_document
 
 STATE_FIELDS = ("enabled", "targets", "rules", "default_serve", "prerequisites")
@@ -70,8 +79,10 @@ def _bump_versions(
     (None: unknown, the whole snapshot is rebuilt).
     """
     for environment in environments:
+        base_revision = environment.revision
         environment.version += 1
-        environment.save(update_fields=["version"])
+        environment.revision = new_revision()
+        environment.save(update_fields=["version", "revision"])
         transaction.on_commit(
             partial(
                 publish.environment_version_published,
@@ -80,6 +91,9 @@ def _bump_versions(
                 environment.version,
                 list(flags) if flags is not None else None,
                 list(segments) if segments is not None else None,
+                lineage=environment.lineage,
+                revision=environment.revision,
+                base_revision=base_revision,
             )
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from django.conf import settings
 from flags import publish
 from flags.edge.state import (
     EdgeState,
-    environment_versions,
+    environment_identities,
     load_payload,
     run_db,
     token_fingerprint,
@@ -37,6 +38,8 @@ class Fanout:
         self._tokens_fingerprint: tuple[Any, ...] | None = None
         self._redis: Any = None
         self._tokens_lock = asyncio.Lock()
+        self._last_verify = 0.0
+        self._verify_task: asyncio.Future[None] | None = None
 
     # -- lifecycle
 
@@ -80,31 +83,59 @@ class Fanout:
         if kind != "snapshot":
             return
         environment, version = message["environment"], int(message["version"])
+        identity = (message.get("lineage", ""), version, message.get("revision", ""))
         current = self.state.current(environment)
-        if current is not None and current.version >= version:
+        if current is not None and current.identity == identity:
             return
-        payload = await self._fetch(environment, version)
+        if current is not None and current.lineage != identity[0]:
+            # Another deployment sharing this Redis, or this database was recreated: only
+            # the database can tell, and the watch asks it.
+            self.verify_soon()
+            return
+        if current is not None and current.version >= version:
+            self.verify_soon()  # same history, other revision: a restored database
+            return
+        payload = await self._fetch(environment, identity)
         if payload is None:
             return
         snapshot = self.state.install(payload)
         if snapshot is not None:
             self.state.announce(
-                snapshot, message.get("delta") if payload.version == version else None
+                snapshot, message.get("delta") if payload.identity == identity else None
             )
 
-    async def _fetch(self, environment: str, version: int) -> publish.SnapshotPayload | None:
-        local = publish.local_store().current(environment)
-        if local is not None and local.version >= version:
+    def verify_soon(self) -> None:
+        """Compare with the database now rather than at the next watch (at most once a second)."""
+        now = time.monotonic()
+        if now - self._last_verify < 1.0:
+            return
+        self._last_verify = now
+        self._verify_task = asyncio.ensure_future(self._verify())
+
+    async def _verify(self) -> None:
+        try:
+            await self.resync()
+        except Exception:
+            logger.warning("edge verification against the database failed", exc_info=True)
+
+    async def _fetch(
+        self, environment: str, identity: publish.Identity
+    ) -> publish.SnapshotPayload | None:
+        local = publish.local_store().payload(environment, identity)
+        if local is not None:
             return local
         if self._redis is not None:
             try:
-                _, json_key, gzip_key = publish.redis_keys(environment, version)
+                json_key, gzip_key = publish.redis_keys(environment, identity)
                 body, gzip_body = await self._redis.mget(json_key, gzip_key)
                 if body is not None and gzip_body is not None:
-                    return publish.SnapshotPayload(environment, version, body, gzip_body)
+                    lineage, version, revision = identity
+                    return publish.SnapshotPayload(
+                        environment, version, body, gzip_body, lineage=lineage, revision=revision
+                    )
             except Exception:
                 logger.warning(
-                    "could not read %s v%s from Redis; using the database", environment, version
+                    "could not read %s v%s from Redis; using the database", environment, identity[1]
                 )
         return await run_db(load_payload, environment)
 
@@ -117,18 +148,45 @@ class Fanout:
             self._tokens_fingerprint = fingerprint
 
     async def resync(self) -> None:
-        """Compare every environment's version with the database; load what is newer."""
-        versions = await run_db(environment_versions)
-        for environment, version in versions.items():
+        """Compare every environment's snapshot with the database's; load what differs.
+
+        Newer versions of the same history arrive with a delta for the streams. A
+        snapshot this process holds that the database does not (a restored or
+        recreated database, another deployment's) is replaced by the database's, and
+        streams are told to refetch.
+        """
+        identities = await run_db(environment_identities)
+        for environment, identity in identities.items():
             current = self.state.current(environment)
-            if current is None or current.version < version:
-                payload = await run_db(load_payload, environment)
-                if payload is not None:
-                    snapshot = self.state.install(payload)
-                    if snapshot is not None and current is not None:
-                        # No message carried a delta: work it out from the version we had.
-                        delta = publish.snapshot_delta(current.document, snapshot.document)
-                        self.state.announce(snapshot, delta)
+            if current is not None and current.identity == identity:
+                continue
+            payload = await run_db(load_payload, environment)
+            if payload is None:
+                continue
+            forward = (
+                current is not None
+                and current.lineage == payload.lineage
+                and current.version < payload.version
+            )
+            snapshot = self.state.install(payload, verified=True)
+            if snapshot is None or current is None:
+                continue
+            if forward:
+                # No message carried a delta: work it out from the version we had.
+                self.state.announce(
+                    snapshot, publish.snapshot_delta(current.document, snapshot.document)
+                )
+            else:
+                logger.warning(
+                    "edge held %s v%s (%s) but the database has v%s (%s): replaced",
+                    environment,
+                    current.version,
+                    current.revision,
+                    snapshot.version,
+                    snapshot.revision,
+                )
+                self.state.history[environment].clear()  # that history's patches no longer apply
+                self.state.announce(snapshot, None)
         fingerprint = await run_db(token_fingerprint)
         if fingerprint != self._tokens_fingerprint or not self.state.tokens_loaded:
             await self.reload_tokens()

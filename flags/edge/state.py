@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import logging
 import time
@@ -59,6 +60,8 @@ class EnvironmentSnapshot:
         "etag_gzip",
         "gzip_body",
         "key",
+        "lineage",
+        "revision",
         "version",
     )
 
@@ -67,12 +70,17 @@ class EnvironmentSnapshot:
         self.version = payload.version
         self.body = payload.body
         self.gzip_body = payload.gzip_body
+        self.lineage, self.revision = payload.lineage, payload.revision
         self.etag = payload.etag
-        self.etag_gzip = f'"{payload.environment}:{payload.version}:gzip"'
+        self.etag_gzip = payload.etag[:-1] + ':gzip"'
         self._document = payload.document
         self._engine: Engine | None = None
         self.client_visible: frozenset[str] = frozenset()
         self._constant_answers: dict[str, bytes] = {}
+
+    @property
+    def identity(self) -> publish.Identity:
+        return (self.lineage, self.version, self.revision)
 
     def matches(self, if_none_match: str) -> bool:
         """Whether an If-None-Match header names this version (either encoding)."""
@@ -234,11 +242,23 @@ class EdgeState:
     def current(self, environment: str) -> EnvironmentSnapshot | None:
         return self.environments.get(environment)
 
-    def install(self, payload: publish.SnapshotPayload) -> EnvironmentSnapshot | None:
-        """Swap in a newer version; an older or equal one is ignored (never go backwards)."""
+    def install(
+        self, payload: publish.SnapshotPayload, *, verified: bool = False
+    ) -> EnvironmentSnapshot | None:
+        """Swap in a newer version; an older or equal one is ignored (never go backwards).
+
+        ``verified``: the payload was just read as the database's current snapshot, so
+        it replaces whatever this process holds if that differs (a restored or
+        recreated database, another history), even with a lower version number.
+        """
         current = self.environments.get(payload.environment)
-        if current is not None and current.version >= payload.version:
-            return None
+        if current is not None:
+            if current.identity == payload.identity:
+                return None
+            if not verified and (
+                current.lineage != payload.lineage or current.version >= payload.version
+            ):
+                return None
         snapshot = EnvironmentSnapshot(payload)
         self.environments[payload.environment] = snapshot
         self.on_version(payload.environment, payload.version)
@@ -256,7 +276,7 @@ class EdgeState:
             try:
                 payload = await run_db(load_payload, environment)
                 if payload is not None:
-                    self.install(payload)
+                    self.install(payload, verified=True)
                 pending.set_result(self.environments.get(environment))
             except Exception as error:
                 pending.set_exception(error)
@@ -321,35 +341,36 @@ class EdgeState:
 
 
 def load_payload(environment: str) -> publish.SnapshotPayload | None:
-    """From the shared store if it has the current version, else built from the database (and stored)."""
-    from flags.models import Environment
-
-    version = Environment.objects.filter(key=environment).values_list("version", flat=True).first()
-    if version is None:
+    """The database's current snapshot: from the shared store if it holds exactly that one,
+    else built from the database (and the store repaired for the other processes)."""
+    truth = publish.environment_identity(environment)
+    if truth is None:
         return None
     target = publish.store()
     try:
-        cached = target.current(environment)
+        cached = target.payload(environment, truth)
     except Exception:
         logger.warning("snapshot store unreachable; reading %s from the database", environment)
         cached = None
-    if cached is not None and cached.version >= version:
+    if cached is not None:
         return cached
-    document = publish.snapshot_build_consistent(environment)
-    if document is None:
-        return None
-    payload = publish.encode_snapshot(document)
-    try:  # repair the store for the other processes
-        target.store_and_publish(payload, publish.change_message(payload, None))
+    try:  # build, store and announce (replacing a stale pointer)
+        payload = publish.snapshot_store_current(environment)
     except Exception:
         logger.warning("could not repair the snapshot store for %s", environment, exc_info=True)
-    return payload
+        payload = None
+    if payload is not None and payload.identity == publish.environment_identity(environment):
+        return payload
+    with contextlib.suppress(Exception):  # another process stored it meanwhile
+        cached = target.payload(environment, truth)
+        if cached is not None and cached.identity == publish.environment_identity(environment):
+            return cached
+    document = publish.snapshot_build_consistent(environment)
+    return publish.encode_snapshot(document) if document is not None else None
 
 
-def environment_versions() -> dict[str, int]:
-    from flags.models import Environment
-
-    return dict(Environment.objects.values_list("key", "version"))
+def environment_identities() -> dict[str, publish.Identity]:
+    return publish.environment_identities()
 
 
 def token_fingerprint() -> tuple[Any, ...]:

@@ -23,7 +23,8 @@ def test_snapshot__server_key__returns_the_environment_document_with_a_strong_et
     response = live_edge.client(world["tokens"]["server"]).get(PATH)
     assert response.status_code == 200
     assert response.json() == snapshot_build(environment("production"))
-    assert response.headers["etag"] == f'"production:{environment("production").version}"'
+    production = environment("production")
+    assert response.headers["etag"] == f'"production:{production.version}-{production.revision}"'
     assert response.headers["cache-control"] == "no-cache"
     assert response.headers["content-type"] == "application/json"
 
@@ -135,7 +136,7 @@ def test_cold_cache__reads_the_database_once_and_repairs_the_store(
         redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
     response = live_edge.client(world["tokens"]["server"]).get(PATH)
     assert response.status_code == 200
-    stored = publish.store().current("production")
+    stored = publish.store().current("production", environment("production").lineage)
     assert stored is not None and stored.version == response.json()["version"]
 
 

@@ -30,7 +30,7 @@ def empty_store() -> Iterator[None]:
 
 
 def stored(environment: Environment) -> dict[str, Any] | None:
-    return publish.store().current_document(environment.key)
+    return publish.store().current_document(environment.key, refreshed(environment).lineage)
 
 
 def test_every_change__store_holds_exactly_the_full_snapshot(
@@ -128,7 +128,10 @@ def test_publish__store_behind_or_unknown_change__falls_back_to_a_full_build(
     actor: Actor, production: Environment, make_flag: Callable[..., Flag]
 ) -> None:
     make_flag("a")  # published nowhere: on_commit callbacks did not run
-    payload = publish.snapshot_publish(
-        "production", version=refreshed(production).version, flags=["a"]
+    current = refreshed(production)
+    payload = publish.snapshot_store_current(
+        "production",
+        identity=(current.lineage, current.version, current.revision),
+        flags=["a"],
     )
     assert payload is not None and payload.document == snapshot_build(refreshed(production))

@@ -67,7 +67,7 @@ def test_every_write__bumps_version_and_publishes_after_commit(
     monkeypatch.setattr(
         publish,
         "environment_version_published",
-        lambda _id, key, version, *changed: published.append((key, version)),
+        lambda _id, key, version, *changed, **identity: published.append((key, version)),
     )
     flag = make_flag()
     start = refreshed(production).version
