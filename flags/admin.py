@@ -7,6 +7,7 @@ validate through the engine's validator first so errors show on the field.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,7 +22,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from audit.recorder import Actor
-from flags import services, validation
+from flags import propagation, services, validation
 from flags.admin_rollouts import rollout_admin_urls
 from flags.errors import ServiceError
 from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger, Segment
@@ -533,11 +534,21 @@ class FlagAdmin(ServiceErrorsAsMessages):
             .select_related("flag", "environment")
             .order_by("-killed_at")
         )
+        # Is each kill live at every edge process? (its environment's current version)
+        statuses: dict[str, propagation.Confirmation] = {}
+        rows = []
+        for state in kills:
+            environment = state.environment
+            if environment.key not in statuses:
+                statuses[environment.key] = propagation.environment_status(
+                    environment.key, environment.lineage, environment.version
+                )
+            rows.append((state, statuses[environment.key]))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Active kills",
-            "kills": kills,
+            "kills": rows,
         }
         return TemplateResponse(request, "admin/flags/flag/active_kills.html", context)
 
@@ -569,6 +580,7 @@ class FlagAdmin(ServiceErrorsAsMessages):
         )
         if form.is_valid():
             environment = form.cleaned_data["environment"]
+            started_at = time.time()
             try:
                 changed, unchanged = _run_action(
                     request, action, flags, environment, form.cleaned_data["reason"]
@@ -580,11 +592,16 @@ class FlagAdmin(ServiceErrorsAsMessages):
                 text = f"{verb}: {changed} flag(s) changed in {environment.key}"
                 if unchanged:
                     text += f", {unchanged} already so (nothing written)"
-                messages.success(
-                    request,
-                    text + f". {environment.key} is now at version "
-                    f"{Environment.objects.get(pk=environment.pk).version}.",
-                )
+                version = Environment.objects.get(pk=environment.pk).version
+                text += f". {environment.key} is now at version {version}"
+                report = messages.success
+                if action in ("kill", "restore"):
+                    confirmation = propagation.change_confirm(
+                        environment.key, environment.lineage, version, started_at=started_at
+                    )
+                    text += f": {confirmation.text()}"
+                    report = messages.success if confirmation.complete else messages.warning
+                report(request, text + ".")
             if single:
                 return HttpResponseRedirect(reverse("admin:flags_flag_change", args=[flags[0].pk]))
             return HttpResponseRedirect(reverse("admin:flags_flag_changelist"))

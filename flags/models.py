@@ -354,3 +354,17 @@ class RolloutStep(models.Model):
 
     def __str__(self) -> str:
         return f"step {self.number} of plan #{self.plan_id}"
+
+
+class EdgeProcess(models.Model):
+    """A live edge process's last report (what it serves), when there is no Redis to hold it.
+
+    Written by ``flags.propagation`` only: kill answers read these rows to confirm
+    that every process has installed the new version.
+    """
+
+    name = models.CharField(max_length=200, primary_key=True)
+    report = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return self.name

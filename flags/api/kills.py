@@ -8,6 +8,7 @@ in the path is the credential.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from django.core.cache import cache
@@ -24,7 +25,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flags import services
+from flags import propagation, services
 from flags.api import selectors
 from flags.api import serializers as s
 from flags.api.auth import actor_for, principal_of
@@ -71,6 +72,32 @@ def kill_out(state: FlagState) -> dict[str, Any]:
     }
 
 
+def confirmed(environment: Environment, version: int, started_at: float) -> dict[str, Any]:
+    """Wait (at most about a second) for every live edge process to serve ``version``."""
+    return propagation.change_confirm(
+        environment.key, environment.lineage, version, started_at=started_at
+    ).as_dict()
+
+
+PROPAGATION = inline_serializer(
+    "Propagation",
+    {
+        "confirmed": serializers.IntegerField(help_text="Edge processes serving this version."),
+        "live_processes": serializers.IntegerField(help_text="Edge processes reporting."),
+        "complete": serializers.BooleanField(help_text="Every live edge process serves it."),
+        "elapsed_ms": serializers.FloatField(
+            allow_null=True, help_text="From the request to the last process installing it."
+        ),
+        "unconfirmed": serializers.ListField(
+            child=serializers.CharField(), help_text="host:pid of the processes that do not."
+        ),
+        "message": serializers.CharField(
+            help_text="e.g. 'confirmed by 4 of 4 edge processes in 38 ms'."
+        ),
+    },
+)
+
+
 KILL_STATE = inline_serializer(
     "KillState",
     {
@@ -80,6 +107,7 @@ KILL_STATE = inline_serializer(
         "kill": s.KillField(allow_null=True),
         "killed_for_seconds": serializers.FloatField(allow_null=True),
         "state_version": serializers.IntegerField(),
+        "propagation": PROPAGATION,
     },
 )
 KILL_ANSWER = inline_serializer(
@@ -97,6 +125,7 @@ KILL_ANSWER = inline_serializer(
         "environment_version": serializers.IntegerField(
             help_text="Compare with the snapshot ETag or flagsvc_snapshot_version to confirm propagation."
         ),
+        "propagation": PROPAGATION,
     },
 )
 TAG_KILL_ANSWER = inline_serializer(
@@ -108,6 +137,7 @@ TAG_KILL_ANSWER = inline_serializer(
         "changed": serializers.ListField(child=serializers.CharField()),
         "unchanged": serializers.ListField(child=serializers.CharField()),
         "environment_version": serializers.IntegerField(),
+        "propagation": PROPAGATION,
     },
 )
 
@@ -163,6 +193,7 @@ class _FlagKillView(ApiView):
     action = "kill"
 
     def post(self, request: Request, key: str) -> Response:
+        started_at = time.time()
         data = _valid(KillIn, request)
         flag = _flag(key)
         environment = _target_environment(request, data.get("environment"))
@@ -179,6 +210,7 @@ class _FlagKillView(ApiView):
             **kill_out(state),
             "changed": outcome.changed,
             "environment_version": outcome.environment_version,
+            "propagation": confirmed(environment, outcome.environment_version, started_at),
         }
         return Response(body, status=status.HTTP_200_OK)
 
@@ -221,6 +253,7 @@ class _TagKillView(ApiView):
     action = "kill"
 
     def post(self, request: Request) -> Response:
+        started_at = time.time()
         data = _valid(TagKillIn, request)
         environment = _target_environment(request, data.get("environment"))
         operation = (
@@ -240,6 +273,7 @@ class _TagKillView(ApiView):
                 "changed": [s.flag.key for s in outcome.changed],
                 "unchanged": [s.flag.key for s in outcome.unchanged],
                 "environment_version": outcome.environment_version,
+                "propagation": confirmed(environment, outcome.environment_version, started_at),
             }
         )
 
@@ -306,7 +340,23 @@ class KillListView(ApiView):
         )
         if asked or bound:
             states = states.filter(environment__key=asked or bound)
-        return Response({"kills": [kill_out(state) for state in states]})
+        # Whether each kill is live at every edge process: the environment's current
+        # version (which includes the kill) against what each process serves.
+        live: dict[str, dict[str, Any]] = {}
+        for state in states:
+            environment = state.environment
+            if environment.key not in live:
+                live[environment.key] = propagation.environment_status(
+                    environment.key, environment.lineage, environment.version
+                ).as_dict()
+        return Response(
+            {
+                "kills": [
+                    {**kill_out(state), "propagation": live[state.environment.key]}
+                    for state in states
+                ]
+            }
+        )
 
 
 # --- trigger URLs ---------------------------------------------------------------------------------------
@@ -480,6 +530,7 @@ class TriggerFireView(ApiView):
         auth=[],
     )
     def post(self, request: Request, secret: str) -> Response:
+        started_at = time.time()
         source_ip = request.META.get("REMOTE_ADDR", "") or ""
         trigger = (
             KillTrigger.objects.select_related("flag", "environment")
@@ -510,5 +561,8 @@ class TriggerFireView(ApiView):
                 **kill_out(state),
                 "changed": outcome.changed,
                 "environment_version": outcome.environment_version,
+                "propagation": confirmed(
+                    trigger.environment, outcome.environment_version, started_at
+                ),
             }
         )

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from flags import publish
+from flags import propagation, publish
 from flags.edge.state import (
     EdgeState,
     environment_identities,
@@ -40,6 +40,15 @@ class Fanout:
         self._tokens_lock = asyncio.Lock()
         self._last_verify = 0.0
         self._verify_task: asyncio.Future[None] | None = None
+        self.name = propagation.edge_name()
+        self._report_due = asyncio.Event()
+        announced = state.on_version
+
+        def on_version(environment: str, version: int) -> None:
+            announced(environment, version)
+            self._report_due.set()
+
+        state.on_version = on_version
 
     # -- lifecycle
 
@@ -52,6 +61,7 @@ class Fanout:
             logger.warning("edge start-up sync failed; retrying in the background", exc_info=True)
         self.tasks = [asyncio.create_task(self._watch_versions(), name="edge-version-watch")]
         self.tasks.append(asyncio.create_task(self._flush_usage(), name="edge-token-usage"))
+        self.tasks.append(asyncio.create_task(self._report(), name="edge-report"))
         if self.redis_url:
             self.tasks.append(asyncio.create_task(self._listen_redis(), name="edge-redis-listener"))
 
@@ -64,6 +74,8 @@ class Fanout:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._flush_usage_once()
+        with contextlib.suppress(Exception):
+            await run_db(propagation.report_remove, self.name)
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
@@ -243,6 +255,33 @@ class Fanout:
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
                         await pubsub.aclose()
+
+    async def _report(self) -> None:
+        """Tell the registry what this process serves: right after each install, else once a second."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._report_due.wait(), propagation.HEARTBEAT_SECONDS)
+            self._report_due.clear()
+            report = propagation.EdgeReport(
+                self.name,
+                time.time(),
+                {
+                    key: (
+                        snapshot.lineage,
+                        snapshot.version,
+                        snapshot.revision,
+                        snapshot.installed_at,
+                    )
+                    for key, snapshot in self.state.environments.items()
+                },
+            )
+            try:
+                await run_db(propagation.report_store, report)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("could not report to the edge registry", exc_info=True)
+                await asyncio.sleep(propagation.HEARTBEAT_SECONDS)
 
     async def _flush_usage(self) -> None:
         while True:

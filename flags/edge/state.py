@@ -59,6 +59,7 @@ class EnvironmentSnapshot:
         "etag",
         "etag_gzip",
         "gzip_body",
+        "installed_at",
         "key",
         "lineage",
         "revision",
@@ -71,6 +72,7 @@ class EnvironmentSnapshot:
         self.body = payload.body
         self.gzip_body = payload.gzip_body
         self.lineage, self.revision = payload.lineage, payload.revision
+        self.installed_at = time.time()
         self.etag = payload.etag
         self.etag_gzip = payload.etag[:-1] + ':gzip"'
         self._document = payload.document

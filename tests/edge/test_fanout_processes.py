@@ -60,6 +60,7 @@ def two_workers(world: dict[str, Any], settings: Any) -> Any:
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "REDIS_URL": REDIS_TEST_URL,
         "EDGE_WATCH_SECONDS": "60",  # only pub/sub can be this fast
+        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
     }
     process = subprocess.Popen(
         [
@@ -121,3 +122,24 @@ def test_kill__reaches_streams_on_both_workers_through_redis(
     finally:
         for reader in readers:
             reader.close()
+
+
+def test_kill_answer__confirmed_by_both_workers_within_a_second(
+    two_workers: _Edge, world: dict[str, Any]
+) -> None:
+    # Both workers report to the registry once a second; wait until both are there.
+    deadline = time.monotonic() + 10
+    while len(redis.Redis.from_url(REDIS_TEST_URL).hkeys("flagsvc:edges")) < 2:
+        assert time.monotonic() < deadline, "the workers did not report"
+        time.sleep(0.1)
+    with two_workers.client(world["tokens"]["kill"]) as client:
+        answer = client.post(
+            "/api/v1/flags/new-checkout/kill/",
+            json={"environment": "production", "reason": "confirm"},
+        ).json()
+    propagation = answer["propagation"]
+    print("kill answer with 2 worker processes:", propagation["message"])
+    assert propagation["complete"] is True, propagation
+    assert (propagation["confirmed"], propagation["live_processes"]) == (2, 2)
+    assert propagation["message"].startswith("confirmed by 2 of 2 edge processes in ")
+    assert propagation["elapsed_ms"] < 1000

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import getpass
 import socket
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.recorder import Actor
+from flags import propagation
 from flags.models import Environment, Flag
 
 
@@ -41,4 +43,13 @@ class EnvironmentFlagCommand(BaseCommand):
             known = ", ".join(Environment.objects.values_list("key", flat=True))
             raise CommandError(f"No environment {options['environment']!r}; known: {known}")
         actor = Actor.cli(options["actor"] or f"{getpass.getuser()}@{socket.gethostname()}")
+        self.started_at = time.time()
         return flag, environment, actor
+
+    def confirm(self, environment: Environment, version: int) -> None:
+        """Say whether every live edge process serves the new version (waits at most a second)."""
+        confirmation = propagation.change_confirm(
+            environment.key, environment.lineage, version, started_at=self.started_at
+        )
+        style = self.style.SUCCESS if confirmation.complete else self.style.ERROR
+        self.stdout.write(style(f"Propagation: {confirmation.text()}."))

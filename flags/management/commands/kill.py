@@ -27,6 +27,7 @@ class Command(EnvironmentFlagCommand):
                 f"{state.killed_at:%Y-%m-%d %H:%M:%S} UTC ({state.kill_reason}); nothing written. "
                 f"Environment version {outcome.environment_version}."
             )
+            self.confirm(environment, outcome.environment_version)
             return
         self.stdout.write(
             self.style.WARNING(
@@ -34,3 +35,4 @@ class Command(EnvironmentFlagCommand):
                 f"incident {state.kill_incident}"
             )
         )
+        self.confirm(environment, outcome.environment_version)

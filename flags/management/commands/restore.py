@@ -28,3 +28,4 @@ class Command(EnvironmentFlagCommand):
                 f"RESTORED {flag.key} in {environment.key}: environment version {outcome.environment_version}"
             )
         )
+        self.confirm(environment, outcome.environment_version)
