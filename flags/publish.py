@@ -15,7 +15,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -31,17 +30,36 @@ GZIP_LEVEL = 6
 Identity = tuple[str, int, str]  # (lineage, version, revision): one snapshot of one history
 
 
-@dataclass(frozen=True)
 class SnapshotPayload:
-    """One environment version, ready to send: plain and gzip bytes."""
+    """One environment version, ready to send: plain bytes, and gzip bytes made on first use.
 
-    environment: str
-    version: int
-    body: bytes
-    gzip_body: bytes
-    document: dict[str, Any] | None = field(default=None, compare=False, repr=False)
-    lineage: str = ""
-    revision: str = ""
+    Compression is left out of the kill path: the writer stores and announces the
+    plain bytes; each edge process compresses once, off its event loop, after it
+    has told its streams.
+    """
+
+    __slots__ = ("_gzip_body", "body", "document", "environment", "lineage", "revision", "version")
+
+    def __init__(
+        self,
+        environment: str,
+        version: int,
+        body: bytes,
+        gzip_body: bytes | None = None,
+        document: dict[str, Any] | None = None,
+        *,
+        lineage: str = "",
+        revision: str = "",
+    ) -> None:
+        self.environment, self.version, self.body = environment, version, body
+        self._gzip_body, self.document = gzip_body, document
+        self.lineage, self.revision = lineage, revision
+
+    @property
+    def gzip_body(self) -> bytes:
+        if self._gzip_body is None:
+            self._gzip_body = gzip.compress(self.body, GZIP_LEVEL, mtime=0)
+        return self._gzip_body
 
     @property
     def identity(self) -> Identity:
@@ -74,12 +92,10 @@ def json_loads(data: bytes | str) -> Any:
 
 
 def encode_snapshot(document: dict[str, Any]) -> SnapshotPayload:
-    body = json_bytes(document)
     return SnapshotPayload(
-        environment=document["environment"],
-        version=document["version"],
-        body=body,
-        gzip_body=gzip.compress(body, GZIP_LEVEL, mtime=0),
+        document["environment"],
+        document["version"],
+        json_bytes(document),
         document=document,
         lineage=document.get("lineage", ""),
         revision=document.get("revision", ""),
@@ -135,6 +151,7 @@ def snapshot_patch_consistent(
     *,
     flags: Sequence[str],
     segments: Sequence[str],
+    environment_id: int | None = None,
 ) -> dict[str, Any] | None:
     """The snapshot ``identity`` built from ``base`` (its predecessor) by re-reading only what changed.
 
@@ -144,13 +161,34 @@ def snapshot_patch_consistent(
     from flags.models import Environment
     from flags.selectors import snapshot_patched
 
-    environment = Environment.objects.filter(key=environment_key).first()
-    if environment is None or (environment.lineage, environment.version, environment.revision) != (
-        identity
-    ):
-        return None
+    lineage, version, revision = identity
+    if environment_id is not None:  # the writer knows the row: no need to read it again
+        environment = Environment(
+            pk=environment_id,
+            key=environment_key,
+            lineage=lineage,
+            version=version,
+            revision=revision,
+        )
+    else:
+        found = Environment.objects.filter(key=environment_key).first()
+        if found is None or (found.lineage, found.version, found.revision) != identity:
+            return None
+        environment = found
     document = snapshot_patched(environment, base, flags=flags, segments=segments)
+    # Read after the rows: if the environment moved on meanwhile, they may be newer.
     return document if environment_identity(environment_key) == identity else None
+
+
+def patch_delta(
+    base: dict[str, Any], document: dict[str, Any], flags: Sequence[str], segments: Sequence[str]
+) -> dict[str, Any]:
+    """The delta of a patched build: exactly the items it re-read (None for removed ones)."""
+    return {
+        "previous_version": base["version"],
+        "flags": {key: document["flags"].get(key) for key in flags},
+        "segments": {key: document["segments"].get(key) for key in segments},
+    }
 
 
 def snapshot_delta(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any] | None:
@@ -242,21 +280,20 @@ class LocalStore:
             self._payloads.clear()
 
 
-# KEYS: pointer, json, gzip, channel. ARGV: version, json, gzip, ttl, message, pointer
-# text, the stale pointer text to replace ("" for a plain forward move).
+# KEYS: pointer, json, channel. ARGV: version, json, ttl, message, pointer text, the
+# stale pointer text to replace ("" for a plain forward move).
 _STORE_SCRIPT = """
 local current = redis.call('GET', KEYS[1])
-if ARGV[7] ~= '' then
-  if current and current ~= ARGV[7] then return 0 end
+if ARGV[6] ~= '' then
+  if current and current ~= ARGV[6] then return 0 end
 else
   local version = 0
   if current then version = tonumber(string.match(current, '^(%d+)')) or 0 end
   if tonumber(ARGV[1]) <= version then return 0 end
 end
-redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[4])
-redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4])
-redis.call('SET', KEYS[1], ARGV[6], 'EX', ARGV[4])
-redis.call('PUBLISH', KEYS[4], ARGV[5])
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+redis.call('SET', KEYS[1], ARGV[5], 'EX', ARGV[3])
+redis.call('PUBLISH', KEYS[3], ARGV[4])
 return 1
 """
 
@@ -265,10 +302,9 @@ def redis_pointer_key(environment: str, lineage: str) -> str:
     return f"flagsvc:snapshot:{environment}:{lineage}:current"
 
 
-def redis_keys(environment: str, identity: Identity) -> tuple[str, str]:
+def redis_key(environment: str, identity: Identity) -> str:
     lineage, version, revision = identity
-    base = f"flagsvc:snapshot:{environment}:{lineage}:{version}-{revision}"
-    return f"{base}:json", f"{base}:gzip"
+    return f"flagsvc:snapshot:{environment}:{lineage}:{version}-{revision}:json"
 
 
 def parse_pointer(lineage: str, raw: bytes | str | None) -> Identity | None:
@@ -297,14 +333,11 @@ class RedisStore:
         return parse_pointer(lineage, self.client.get(redis_pointer_key(environment, lineage)))
 
     def payload(self, environment: str, identity: Identity) -> SnapshotPayload | None:
-        json_key, gzip_key = redis_keys(environment, identity)
-        body, gzip_body = self.client.mget(json_key, gzip_key)
-        if not isinstance(body, bytes) or not isinstance(gzip_body, bytes):
+        body = self.client.get(redis_key(environment, identity))
+        if not isinstance(body, bytes):
             return None
         lineage, version, revision = identity
-        return SnapshotPayload(
-            environment, version, body, gzip_body, lineage=lineage, revision=revision
-        )
+        return SnapshotPayload(environment, version, body, lineage=lineage, revision=revision)
 
     def current(self, environment: str, lineage: str) -> SnapshotPayload | None:
         identity = self.pointer(environment, lineage)
@@ -314,7 +347,7 @@ class RedisStore:
         identity = self.pointer(environment, lineage)
         if identity is None:
             return None
-        body = self.client.get(redis_keys(environment, identity)[0])
+        body = self.client.get(redis_key(environment, identity))
         return json_loads(body) if isinstance(body, bytes) else None
 
     def store_and_publish(
@@ -324,18 +357,15 @@ class RedisStore:
         *,
         replacing: Identity | None = None,
     ) -> bool:
-        json_key, gzip_key = redis_keys(payload.environment, payload.identity)
         stored = self._script(
             keys=[
                 redis_pointer_key(payload.environment, payload.lineage),
-                json_key,
-                gzip_key,
+                redis_key(payload.environment, payload.identity),
                 CHANNEL,
             ],
             args=[
                 payload.version,
                 payload.body,
-                payload.gzip_body,
                 SNAPSHOT_TTL_SECONDS,
                 json.dumps(message),
                 _pointer_text(payload.identity),
@@ -369,6 +399,59 @@ def local_store() -> LocalStore:
 # --- what the services call after commit -------------------------------------------------
 
 
+# The last document this process stored or read, per environment: a change's
+# predecessor is usually here, so the kill path reads nothing back from Redis.
+_documents: dict[str, dict[str, Any]] = {}
+
+
+def _remember(document: dict[str, Any]) -> None:
+    _documents[document["environment"]] = document
+
+
+def _remembered(environment_key: str, identity: Identity) -> dict[str, Any] | None:
+    document = _documents.get(environment_key)
+    return document if document is not None and document_identity(document) == identity else None
+
+
+def _publish_patch(
+    target: LocalStore | RedisStore,
+    environment_key: str,
+    identity: Identity,
+    base_revision: str,
+    flags: Sequence[str],
+    segments: Sequence[str],
+    environment_id: int | None,
+) -> SnapshotPayload | None:
+    """The fast path of a change: its predecessor patched with the items it touched.
+
+    None when the predecessor is not at hand or the store has moved on: the caller
+    then takes the general path.
+    """
+    predecessor = (identity[0], identity[1] - 1, base_revision)
+    base = _remembered(environment_key, predecessor)
+    if base is None:
+        base = target.current_document(environment_key, identity[0])
+        if base is None or document_identity(base) != predecessor:
+            return None
+    document = snapshot_patch_consistent(
+        environment_key,
+        base,
+        identity,
+        flags=flags,
+        segments=segments,
+        environment_id=environment_id,
+    )
+    if document is None:
+        return None
+    payload = encode_snapshot(document)
+    if not target.store_and_publish(
+        payload, change_message(payload, patch_delta(base, document, flags, segments))
+    ):
+        return None
+    _remember(document)
+    return payload
+
+
 def snapshot_store_current(
     environment_key: str,
     *,
@@ -376,18 +459,36 @@ def snapshot_store_current(
     base_revision: str | None = None,
     flags: Sequence[str] | None = None,
     segments: Sequence[str] | None = None,
+    environment_id: int | None = None,
 ) -> SnapshotPayload | None:
     """Make the store hold the database's current snapshot of the environment, and announce it.
 
     Returns the payload when this call stored it, None when the store already held
-    it (or something newer). The store's pointer is read before the database, so a
-    pointer that is not the database's current snapshot and not older than it
-    belongs to another history (a restored or recreated database): it is replaced.
-    When ``identity`` (the version a change just committed) follows the stored one
-    (same lineage, version + 1, ``base_revision``) and the change names the flags
-    and segments it touched, only those are re-read.
+    it (or something newer). When ``identity`` (the version a change just
+    committed) follows a document at hand (same lineage, version - 1,
+    ``base_revision``) and the change names the flags and segments it touched,
+    only those are re-read. Otherwise the store's pointer is read before the
+    database, so a pointer that is not the database's current snapshot and not
+    older than it belongs to another history (a restored or recreated database):
+    it is replaced.
     """
     target = store()
+    if (
+        identity is not None
+        and base_revision is not None
+        and (flags is not None or segments is not None)
+    ):
+        payload = _publish_patch(
+            target,
+            environment_key,
+            identity,
+            base_revision,
+            flags or (),
+            segments or (),
+            environment_id,
+        )
+        if payload is not None:
+            return payload
     lineage = identity[0] if identity else None
     if lineage is None:
         truth = environment_identity(environment_key)
@@ -396,25 +497,12 @@ def snapshot_store_current(
         lineage = truth[0]
     previous = target.current_document(environment_key, lineage)
     seen = document_identity(previous) if previous is not None else None
-    if seen is not None and identity is not None and seen[1] > identity[1]:
-        # Newer than the change we publish, or from another history: the database decides.
-        identity = None
-    document = None
-    if (
-        previous is not None
-        and identity is not None
-        and seen == (identity[0], identity[1] - 1, base_revision)
-        and (flags is not None or segments is not None)
-    ):
-        document = snapshot_patch_consistent(
-            environment_key, previous, identity, flags=flags or (), segments=segments or ()
-        )
-    if document is None:
-        document = snapshot_build_consistent(environment_key)
+    document = snapshot_build_consistent(environment_key)
     if document is None:
         return None
     payload = encode_snapshot(document)
     if seen == payload.identity:
+        _remember(document)
         return None  # already there
     stale = seen is not None and seen[1] >= payload.version
     if stale:
@@ -426,11 +514,13 @@ def snapshot_store_current(
             payload.version,
             payload.revision,
         )
-    # A delta only makes sense from the version just before, in the same history.
+    # A delta only makes sense from a version before, in the same history.
     delta = snapshot_delta(previous, document) if previous is not None and not stale else None
     stored = target.store_and_publish(
         payload, change_message(payload, delta), replacing=seen if stale else None
     )
+    if stored:
+        _remember(document)
     return payload if stored else None
 
 
@@ -464,6 +554,7 @@ def environment_version_published(
             base_revision=base_revision,
             flags=flags,
             segments=segments,
+            environment_id=environment_id,
         )
     except Exception:
         logger.warning(

@@ -81,8 +81,8 @@ def snapshot_patched(
     ``base``: a flag or segment that no longer exists (or was archived) drops out.
     """
     flags, segments = list(flags), list(segments)
-    fresh_flags = environment_flag_documents(environment, flags)
-    fresh_segments = environment_segment_documents(environment, segments)
+    fresh_flags = environment_flag_documents(environment, flags) if flags else {}
+    fresh_segments = environment_segment_documents(environment, segments) if segments else {}
     flag_documents = {k: v for k, v in base["flags"].items() if k not in flags}
     segment_documents = {k: v for k, v in base["segments"].items() if k not in segments}
     return {

@@ -32,7 +32,9 @@ def reuse_port_socket(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-def serve_child(fd: int, log_level: str, graceful: int) -> int:
+def serve_child(
+    fd: int, log_level: str, graceful: int, app: str = "flagsvc.asgi:application"
+) -> int:
     """One worker: uvicorn on the inherited socket.
 
     The socket is rebuilt with its real family (``uvicorn --fd`` assumes a Unix socket,
@@ -43,7 +45,7 @@ def serve_child(fd: int, log_level: str, graceful: int) -> int:
 
     sock = socket.socket(fileno=fd)
     config = uvicorn.Config(
-        "flagsvc.asgi:application",
+        app,
         access_log=False,
         log_level=log_level,
         timeout_graceful_shutdown=graceful,
@@ -62,10 +64,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backlog", type=int, default=2048)
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--timeout-graceful-shutdown", type=int, default=5)
+    parser.add_argument(
+        "--app",
+        default="flagsvc.asgi:application",
+        help="the ASGI application (benchmarks serve a bare reference app the same way)",
+    )
     parser.add_argument("--child-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child_fd is not None:
-        return serve_child(args.child_fd, args.log_level, args.timeout_graceful_shutdown)
+        return serve_child(args.child_fd, args.log_level, args.timeout_graceful_shutdown, args.app)
 
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if metrics_dir:  # a fresh set of processes: drop the previous run's metric files
@@ -86,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             args.log_level,
             "--timeout-graceful-shutdown",
             str(args.timeout_graceful_shutdown),
+            "--app",
+            args.app,
         ]
         return subprocess.Popen(command, pass_fds=(sock.fileno(),))
 

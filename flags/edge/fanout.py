@@ -115,6 +115,12 @@ class Fanout:
             self.state.announce(
                 snapshot, message.get("delta") if payload.identity == identity else None
             )
+            self.compress_soon(payload)
+
+    @staticmethod
+    def compress_soon(payload: publish.SnapshotPayload) -> None:
+        """Make the gzip body in a thread (zlib releases the GIL), not on the event loop."""
+        asyncio.get_running_loop().run_in_executor(None, lambda: payload.gzip_body)
 
     def verify_soon(self) -> None:
         """Compare with the database now rather than at the next watch (at most once a second)."""
@@ -138,12 +144,11 @@ class Fanout:
             return local
         if self._redis is not None:
             try:
-                json_key, gzip_key = publish.redis_keys(environment, identity)
-                body, gzip_body = await self._redis.mget(json_key, gzip_key)
-                if body is not None and gzip_body is not None:
+                body = await self._redis.get(publish.redis_key(environment, identity))
+                if body is not None:
                     lineage, version, revision = identity
                     return publish.SnapshotPayload(
-                        environment, version, body, gzip_body, lineage=lineage, revision=revision
+                        environment, version, body, lineage=lineage, revision=revision
                     )
             except Exception:
                 logger.warning(

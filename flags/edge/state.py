@@ -58,10 +58,10 @@ class EnvironmentSnapshot:
         "client_visible",
         "etag",
         "etag_gzip",
-        "gzip_body",
         "installed_at",
         "key",
         "lineage",
+        "payload",
         "revision",
         "version",
     )
@@ -70,7 +70,7 @@ class EnvironmentSnapshot:
         self.key = payload.environment
         self.version = payload.version
         self.body = payload.body
-        self.gzip_body = payload.gzip_body
+        self.payload = payload
         self.lineage, self.revision = payload.lineage, payload.revision
         self.installed_at = time.time()
         self.etag = payload.etag
@@ -83,6 +83,10 @@ class EnvironmentSnapshot:
     @property
     def identity(self) -> publish.Identity:
         return (self.lineage, self.version, self.revision)
+
+    @property
+    def gzip_body(self) -> bytes:
+        return self.payload.gzip_body
 
     def matches(self, if_none_match: str) -> bool:
         """Whether an If-None-Match header names this version (either encoding)."""

@@ -135,3 +135,27 @@ def test_publish__store_behind_or_unknown_change__falls_back_to_a_full_build(
         flags=["a"],
     )
     assert payload is not None and payload.document == snapshot_build(refreshed(production))
+
+
+def test_kill_publication__patches_the_previous_snapshot_in_three_queries(
+    actor: Actor,
+    production: Environment,
+    make_flag: Callable[..., Flag],
+    django_capture_on_commit_callbacks: Any,
+    django_assert_max_num_queries: Any,
+) -> None:
+    # Given a published environment with many flags
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(30):
+            make_flag(f"flag-{n:02d}")
+    # When one is killed, its publication re-reads only that flag (ids, states) and
+    # checks the version once: no environment row, no segments, no full rebuild
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        services.flag_kill(
+            actor=actor, flag=Flag.objects.get(key="flag-07"), environment=production, reason="r"
+        )
+    with django_assert_max_num_queries(3):
+        for callback in callbacks:
+            callback()
+    # Then the store holds exactly the full snapshot
+    assert stored(production) == snapshot_build(refreshed(production))
