@@ -353,6 +353,26 @@ OPERATOR_TABLE: list[tuple[str, str | None, Any, list[tuple[str, dict[str, Any],
             ("nested value differs", {"device": {"os": "android"}}, False),
         ],
     ),
+    (
+        "matches",
+        "ref",
+        "^[a-z]+-\\d{3}$",
+        [
+            # RE2 and JavaScript semantics (Python's re would say true to both).
+            ("$ is the end of the text, not before a final newline", {"ref": "abc-123\n"}, False),
+            ("\\d is an ASCII digit", {"ref": "abc-\u0661\u0662\u0663"}, False),
+        ],
+    ),
+    (
+        "matches",
+        "word",
+        "(a|a)+$",
+        [
+            # Seconds under a backtracking engine: every evaluator must match in linear time.
+            ("linear time on a catastrophic-backtracking shape", {"word": "a" * 30 + "!"}, False),
+            ("the same pattern matching", {"word": "!" + "a" * 30}, True),
+        ],
+    ),
 ]
 
 SEGMENTS = {

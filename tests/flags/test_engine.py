@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,10 @@ from hypothesis import strategies as st
 
 from flags import engine
 from flags.engine import (
+    MAX_REGEX_INPUT,
     Engine,
     Reason,
     bucket_of,
-    check_regex,
     murmur3_32,
     parse_datetime,
     parse_semver,
@@ -277,34 +278,8 @@ def test_parse_datetime(text: Any, ok: bool) -> None:
     assert (parse_datetime(text) is not None) == ok
 
 
-@pytest.mark.parametrize(
-    ("pattern", "problem"),
-    [
-        ("^[a-z]+-\\d{3}$", None),
-        ("(a+)+$", "nests unbounded repetition"),
-        ("(\\w*)*", "nests unbounded repetition"),
-        ("(?<=a)b", "lookbehind"),
-        ("(?i)admin", "inline flags"),
-        ("(?P<x>a)", "named groups"),
-        ("[unclosed", "not a valid regular expression"),
-        ("a" * 257, "the limit is 256"),
-        ("", "non-empty"),
-    ],
-)
-def test_check_regex(pattern: str, problem: str | None) -> None:
-    result = check_regex(pattern)
-    if problem is None:
-        assert result is None
-    else:
-        assert result is not None and problem in result
-
-
-def test_check_regex__backreference_is_rejected() -> None:
-    assert "backreferences" in (check_regex("(a)\\1") or "")
-
-
-def test_matches__input_longer_than_bound__never_matches() -> None:
-    flag = {
+def _matches_flag(pattern: str) -> dict[str, Any]:
+    return {
         "key": "f",
         "type": "boolean",
         "variants": {"on": True, "off": False},
@@ -313,12 +288,58 @@ def test_matches__input_longer_than_bound__never_matches() -> None:
         "default_serve": {"variant": "off"},
         "rules": [
             {
-                "conditions": [{"attribute": "a", "operator": "matches", "value": "x"}],
+                "conditions": [{"attribute": "a", "operator": "matches", "value": pattern}],
                 "serve": {"variant": "on"},
             }
         ],
     }
-    evaluator = Engine({"f": flag})
+
+
+HOSTILE_PATTERNS = ["(a+)+$", "(a|a)+$", "a*a*a*a*a*a*b", "(.*a){20}", "(.*a){20}$"]
+HOSTILE_INPUTS = {
+    "the longest attribute matched": "a" * (MAX_REGEX_INPUT - 1) + "!",
+    "50,000 characters": "a" * 50_000 + "!",
+}
+
+
+@pytest.mark.parametrize("pattern", HOSTILE_PATTERNS)
+@pytest.mark.parametrize("text", HOSTILE_INPUTS.values(), ids=list(HOSTILE_INPUTS))
+def test_matches__catastrophic_backtracking_shapes__evaluate_in_linear_time(
+    pattern: str, text: str
+) -> None:
+    # Python's backtracking `re` took seconds on (a|a)+$ with only 24 "a"s and "!".
+    evaluator = Engine({"f": _matches_flag(pattern)})
+    started = time.perf_counter()
+    result = evaluator.evaluate("f", {"a": text})
+    assert time.perf_counter() - started < 0.05
+    assert result.variant in ("on", "off")
+
+
+def test_matches__hostile_input__same_answer_as_a_backtracking_engine_on_a_short_one() -> None:
+    evaluator = Engine({"f": _matches_flag("(a|a)+$")})
+    assert evaluator.evaluate("f", {"a": "aaaa!"}).value is False
+    assert evaluator.evaluate("f", {"a": "!aaaa"}).value is True
+
+
+def test_matches__lone_surrogate_attribute__evaluates_without_raising() -> None:
+    evaluator = Engine({"f": _matches_flag("x$")})
+    assert evaluator.evaluate("f", {"a": "\ud83dx"}).value is True
+    assert evaluator.evaluate("f", {"a": "\ud83d"}).value is False
+
+
+def test_matches__pattern_saved_before_re2_with_a_lookahead__never_matches_and_builds() -> None:
+    evaluator = Engine({"f": _matches_flag("^(?!admin)")})
+    assert evaluator.evaluate("f", {"a": "user"}).variant == "off"
+
+
+def test_matches__dollar_is_the_end_of_the_text__as_in_javascript() -> None:
+    evaluator = Engine({"f": _matches_flag("^abc$")})
+    assert evaluator.evaluate("f", {"a": "abc"}).value is True
+    assert evaluator.evaluate("f", {"a": "abc\n"}).value is False
+
+
+def test_matches__input_longer_than_bound__never_matches() -> None:
+    evaluator = Engine({"f": _matches_flag("x")})
     assert evaluator.evaluate("f", {"a": "x" * 4096}).value is True
     assert evaluator.evaluate("f", {"a": "x" * 4097}).value is False
 

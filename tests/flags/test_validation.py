@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from flags.validation import check_segment, check_state, check_variants
+from flags.validation import check_segment, check_state, check_variants, regex_problem
 
 BOOL = {"on": True, "off": False}
 
@@ -59,8 +59,43 @@ def test_unknown_operator__names_the_condition() -> None:
 
 
 def test_bad_regex__names_the_value() -> None:
-    errors = problems(rules=[rule("matches", "(a+)+")])
-    assert "nests unbounded repetition" in errors["rules[0].conditions[0].value"]
+    errors = problems(rules=[rule("matches", "(a)\\1")])
+    assert errors["rules[0].conditions[0].value"].startswith("the pattern uses a backreference")
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["^[a-z]+-\\d{3}$", "(a+)+$", "(a|a)+$", "a*a*a*a*a*a*b", "(.*a){20}", "(?i)admin", "(?P<x>a)"],
+)
+def test_regex__linear_time_under_re2__is_accepted(pattern: str) -> None:
+    # Once refused as "nested unbounded repetition" ((a+)+$), or accepted and then taking
+    # seconds under backtracking ((a|a)+$): RE2 matches every one in linear time.
+    assert problems(rules=[rule("matches", pattern)]) == {}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "fragment"),
+    [
+        ("(?:a{1,100}){1,100}$", "a {n,m} count may not exceed 1000"),
+        ("(a)\\1", "uses a backreference"),
+        ("(?P<x>a)(?P=x)", "uses a backreference"),
+        ("(?=a)b", "uses a lookahead or lookbehind"),
+        ("(?!admin)", "uses a lookahead or lookbehind"),
+        ("(?<=a)b", "uses a lookahead or lookbehind"),
+        ("(?<!a)b", "uses a lookahead or lookbehind"),
+        ("^done\\Z", "write $"),
+        (".{1000}.{1000}.{1000}x", "compiles to 24005 instructions, the limit is 2000"),
+        ("[unclosed", "is not a valid RE2 regular expression: missing ]"),
+        ("a" * 257, "is 257 characters long; the limit is 256"),
+        ("", "non-empty"),
+        (5, "non-empty string"),
+    ],
+)
+def test_regex__refused__says_what_to_change(pattern: object, fragment: str) -> None:
+    errors = problems(rules=[rule("matches", pattern)])
+    assert errors["rules[0].conditions[0].value"].startswith("the pattern ")
+    assert fragment in errors["rules[0].conditions[0].value"]
+    assert fragment in (regex_problem(pattern) or "")
 
 
 def test_split_weights_not_adding_up__names_the_split() -> None:
