@@ -92,7 +92,11 @@ MAX_PREREQUISITE_DEPTH = 16
 
 
 class Reason:
-    """OpenFeature resolution reasons (plus our documented PREREQUISITE_FAILED)."""
+    """OpenFeature resolution reasons (plus our documented PREREQUISITE_FAILED).
+
+    A fixed default serve is STATIC when the flag has no targets and no rules,
+    DEFAULT when it has some and none matched (as flagd reports it).
+    """
 
     STATIC = "STATIC"
     TARGETING_MATCH = "TARGETING_MATCH"
@@ -558,7 +562,9 @@ class CompiledFlag:
             )
             for rule in doc.get("rules") or ()
         )
-        self.default = _Serve(self.key, doc["default_serve"], variants, Reason.STATIC)
+        # A fixed default after targets or rules that did not match is DEFAULT, as flagd says.
+        default_reason = Reason.DEFAULT if self.targets or self.rules else Reason.STATIC
+        self.default = _Serve(self.key, doc["default_serve"], variants, default_reason)
         # Kill and disable win over everything; a plain fixed default needs no context.
         self.constant: Result | None = None
         if doc.get("kill") or not doc.get("enabled", False):

@@ -69,7 +69,9 @@ def expect(value: Any, variant: str | None, reason: str, error_code: str | None 
 
 
 ON_MATCH = expect(True, "on", "TARGETING_MATCH")
-OFF_STATIC = expect(False, "off", "STATIC")
+# A fixed default after rules or targets that did not match is DEFAULT (as flagd);
+# STATIC only when the flag has neither.
+OFF_DEFAULT = expect(False, "off", "DEFAULT")
 OFF_DISABLED = expect(False, "off", "DISABLED")
 OFF_PREREQ = expect(False, "off", "PREREQUISITE_FAILED")
 
@@ -399,7 +401,7 @@ def operators_suite() -> dict[str, Any]:
                     f"{operator} {json.dumps(value, ensure_ascii=False)}: {label}",
                     key,
                     {"targetingKey": "user-1", **context},
-                    ON_MATCH if matches else OFF_STATIC,
+                    ON_MATCH if matches else OFF_DEFAULT,
                 )
             )
     flags["op-in-segment"] = rule_flag("op-in-segment", None, "in_segment", "beta-testers")
@@ -417,7 +419,7 @@ def operators_suite() -> dict[str, Any]:
             "in_segment: excluded key wins over a matching rule",
             "op-in-segment",
             {"targetingKey": "u-out", "email": "x@acme.com"},
-            OFF_STATIC,
+            OFF_DEFAULT,
         ),
         case(
             "in_segment: segment rule matches",
@@ -429,10 +431,10 @@ def operators_suite() -> dict[str, Any]:
             "in_segment: no key, no rule match",
             "op-in-segment",
             {"targetingKey": "u-x"},
-            OFF_STATIC,
+            OFF_DEFAULT,
         ),
         case("not_in_segment: outside", "op-not-in-segment", {"targetingKey": "u-x"}, ON_MATCH),
-        case("not_in_segment: inside", "op-not-in-segment", {"targetingKey": "u-in"}, OFF_STATIC),
+        case("not_in_segment: inside", "op-not-in-segment", {"targetingKey": "u-in"}, OFF_DEFAULT),
     ]
     flags["all-conditions"] = boolean_flag(
         "all-conditions",
@@ -458,7 +460,7 @@ def operators_suite() -> dict[str, Any]:
             "one failing condition fails the rule",
             "all-conditions",
             {"targetingKey": "a", "country": "DE", "age": 12},
-            OFF_STATIC,
+            OFF_DEFAULT,
         ),
     ]
     return {
@@ -546,6 +548,11 @@ def order_suite() -> dict[str, Any]:
             kill=kill,
             default_serve={"variant": "on"},
             prerequisites=[{"flag": "payments-api-off", "variant": "on"}],
+        ),
+        "targets-only": boolean_flag(
+            "targets-only",
+            targets=[{"variant": "on", "values": ["vip"]}],
+            default_serve={"variant": "off"},
         ),
         "disabled-with-targets": boolean_flag(
             "disabled-with-targets",
@@ -683,11 +690,18 @@ def order_suite() -> dict[str, Any]:
             expect("second", "second", "TARGETING_MATCH"),
         ),
         c(
-            "no rule matches: default serve",
+            "no rule matches: default serve, reason DEFAULT",
             "ordered-rules",
             {"targetingKey": "u", "tier": "bronze"},
-            expect("fallback", "fallback", "STATIC"),
+            expect("fallback", "fallback", "DEFAULT"),
         ),
+        c(
+            "no target matches and no rules: default serve, reason DEFAULT",
+            "targets-only",
+            {"targetingKey": "someone"},
+            OFF_DEFAULT,
+        ),
+        c("target matches", "targets-only", {"targetingKey": "vip"}, ON_MATCH),
         c(
             "no targetingKey is fine without splits",
             "ordered-rules",

@@ -253,7 +253,7 @@ def test_property__any_string_attribute_never_raises(value: str) -> None:
     for key in flags:
         assert evaluator.evaluate(key, {"a": value}).reason in (
             Reason.TARGETING_MATCH,
-            Reason.STATIC,
+            Reason.DEFAULT,
         )
 
 
@@ -336,6 +336,42 @@ def test_matches__dollar_is_the_end_of_the_text__as_in_javascript() -> None:
     evaluator = Engine({"f": _matches_flag("^abc$")})
     assert evaluator.evaluate("f", {"a": "abc"}).value is True
     assert evaluator.evaluate("f", {"a": "abc\n"}).value is False
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        ({}, Reason.STATIC),
+        ({"targets": [{"variant": "on", "values": ["vip"]}]}, Reason.DEFAULT),
+        (
+            {
+                "rules": [
+                    {
+                        "conditions": [{"attribute": "a", "operator": "equals", "value": "x"}],
+                        "serve": {"variant": "on"},
+                    }
+                ]
+            },
+            Reason.DEFAULT,
+        ),
+        ({"prerequisites": [{"flag": "base", "variant": "on"}]}, Reason.STATIC),
+    ],
+    ids=["no targets or rules", "targets none matched", "rules none matched", "prerequisite"],
+)
+def test_fixed_default__reason__static_only_without_targets_and_rules(
+    state: dict[str, Any], reason: str
+) -> None:
+    base = {
+        "key": "base",
+        "type": "boolean",
+        "variants": {"on": True, "off": False},
+        "off_variant": "off",
+        "enabled": True,
+        "default_serve": {"variant": "on"},
+    }
+    flag = {**base, "key": "f", "default_serve": {"variant": "off"}, **state}
+    result = Engine({"base": base, "f": flag}).evaluate("f", {"targetingKey": "someone"})
+    assert (result.value, result.variant, result.reason) == (False, "off", reason)
 
 
 def test_matches__input_longer_than_bound__never_matches() -> None:
