@@ -77,7 +77,10 @@ FLAG_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}\Z")
 VARIANT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 SEGMENT_KEY_PATTERN = FLAG_KEY_PATTERN
 FLAG_TYPES = ("boolean", "string", "number", "json")
-SPLIT_TOTAL = 10_000  # weights are in basis points: 0.01% steps
+SPLIT_TOTAL = 10_000  # a percentage rollout's weights are basis points: 0.01% steps
+# Split weights are any non-negative integers with a positive total up to this bound:
+# hash (< 2**32) x total stays below 2**53, exact in a JavaScript double.
+MAX_SPLIT_TOTAL = 1_000_000
 DEFAULT_BUCKET_BY = "targetingKey"
 
 MAX_VARIANTS = 50

@@ -18,12 +18,12 @@ from flags.engine import (
     MAX_LIST_VALUES,
     MAX_REGEX_LENGTH,
     MAX_RULES,
+    MAX_SPLIT_TOTAL,
     MAX_STRING_OPERAND,
     MAX_TARGET_VALUES,
     MAX_VARIANTS,
     OPERATORS,
     SEGMENT_OPERATORS,
-    SPLIT_TOTAL,
     VARIANT_NAME_PATTERN,
     PatternError,
     _is_number,
@@ -414,16 +414,19 @@ def _check_serve(
             errors[f"{here}.variant"] = f"{share['variant']!r} appears twice in this split"
         seen.add(share.get("variant"))
         weight = share.get("weight")
-        if type(weight) is not int or weight < 0:
+        if type(weight) is not int or not 0 <= weight <= MAX_SPLIT_TOTAL:
             errors[f"{here}.weight"] = (
-                "must be a whole number of basis points (0-10000; 2500 means 25%)"
+                f"must be a whole number from 0 to {MAX_SPLIT_TOTAL}; got {weight!r} (weights "
+                "are relative: [1, 1] is 50/50, [2500, 7500] is 25/75)"
             )
             return
         total += weight
-    if total != SPLIT_TOTAL:
+    if total == 0:
+        errors[f"{field}.split"] = "weights add up to 0; give at least one variant a weight above 0"
+    elif total > MAX_SPLIT_TOTAL:
         errors[f"{field}.split"] = (
-            f"weights add up to {total}; they must add up to {SPLIT_TOTAL} "
-            "(basis points: 2500 means 25%)"
+            f"weights add up to {total}; the limit is {MAX_SPLIT_TOTAL} (weights are relative: "
+            "divide them by a common factor)"
         )
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import mmh3
 
 HERE = Path(__file__).resolve().parent
-TOTAL = 10_000
+TOTAL = 10_000  # a percentage rollout's total (basis points); splits may use any total
+BUCKET_TOTALS = (1, 2, 3, 7, 100, 10_000, 1_000_000)
 
 
 def h32(flag_key: str, unit: str) -> int:
@@ -739,22 +740,52 @@ SPLIT_UNITS = [
 ]
 
 
+# flagd's own example ports unchanged: [["heads", 1], ["tails", 1]].
+HEADS_OR_TAILS = [("heads", 1), ("tails", 1)]
+HEADS_OR_TAILS_VALUES = {"heads": "heads", "tails": "tails"}
+THIRDS = [("first", 1), ("second", 1), ("third", 1)]
+THIRDS_VALUES = {"first": 1, "second": 2, "third": 3}
+# The largest total a split may have, spread unevenly (hash x total stays below 2**53).
+LARGE_TOTAL = [("a", 1), ("b", 333_333), ("c", 666_666)]
+LARGE_TOTAL_VALUES = {"a": "a", "b": "b", "c": "c"}
+
+
+def split_flag(
+    key: str, flag_type: str, variants: dict[str, Any], split: list[tuple[str, int]]
+) -> dict[str, Any]:
+    """A flag whose default serve is ``split``; its off variant is "none"."""
+    return {
+        "key": key,
+        "type": flag_type,
+        "variants": variants,
+        "off_variant": "none",
+        "enabled": True,
+        "kill": None,
+        "targets": [],
+        "rules": [],
+        "default_serve": {"split": [{"variant": v, "weight": w} for v, w in split]},
+        "prerequisites": [],
+    }
+
+
+def split_case(
+    label: str, flag_key: str, unit: str, split: list[tuple[str, int]], values: dict[str, Any]
+) -> dict:
+    """The case: ``unit`` gets the variant the hash picks, computed here from mmh3."""
+    variant = pick(flag_key, unit, split)
+    return case(
+        f"{label}: {unit}",
+        flag_key,
+        {"targetingKey": unit},
+        expect(values[variant], variant, "SPLIT"),
+    )
+
+
 def splits_suite() -> dict[str, Any]:
     three = [("red", 1000), ("green", 2500), ("blue", 6500)]
     colors = {"red": "#f00", "green": "#0f0", "blue": "#00f", "none": "none"}
     flags: dict[str, dict[str, Any]] = {
-        "uneven-colors": {
-            "key": "uneven-colors",
-            "type": "string",
-            "variants": colors,
-            "off_variant": "none",
-            "enabled": True,
-            "kill": None,
-            "targets": [],
-            "rules": [],
-            "default_serve": {"split": [{"variant": v, "weight": w} for v, w in three]},
-            "prerequisites": [],
-        },
+        "uneven-colors": split_flag("uneven-colors", "string", colors, three),
         "zero-percent": boolean_flag(
             "zero-percent",
             default_serve={
@@ -810,6 +841,13 @@ def splits_suite() -> dict[str, Any]:
             },
             "prerequisites": [],
         },
+        "heads-or-tails": split_flag(
+            "heads-or-tails", "string", {**HEADS_OR_TAILS_VALUES, "none": "none"}, HEADS_OR_TAILS
+        ),
+        "thirds": split_flag("thirds", "number", {**THIRDS_VALUES, "none": 0}, THIRDS),
+        "large-total": split_flag(
+            "large-total", "string", {**LARGE_TOTAL_VALUES, "none": "none"}, LARGE_TOTAL
+        ),
         "theme-json": {
             "key": "theme-json",
             "type": "json",
@@ -826,17 +864,9 @@ def splits_suite() -> dict[str, Any]:
             "prerequisites": [],
         },
     }
-    cases = []
-    for unit in SPLIT_UNITS:
-        variant = pick("uneven-colors", unit, three)
-        cases.append(
-            case(
-                f"uneven 10/25/65 split: {unit}",
-                "uneven-colors",
-                {"targetingKey": unit},
-                expect(colors[variant], variant, "SPLIT"),
-            )
-        )
+    cases = [
+        split_case("uneven 10/25/65 split", "uneven-colors", u, three, colors) for u in SPLIT_UNITS
+    ]
     for unit in SPLIT_UNITS[:5]:
         variant = pick("price-test", unit, [("low", 3333), ("high", 6667)])
         value = {"low": 9.5, "high": 12}[variant]
@@ -846,6 +876,29 @@ def splits_suite() -> dict[str, Any]:
                 "price-test",
                 {"targetingKey": unit},
                 expect(value, variant, "SPLIT"),
+            )
+        )
+    for unit in SPLIT_UNITS:
+        cases.append(
+            split_case(
+                "weights [1, 1] (flagd's heads or tails)",
+                "heads-or-tails",
+                unit,
+                HEADS_OR_TAILS,
+                HEADS_OR_TAILS_VALUES,
+            )
+        )
+        cases.append(
+            split_case("weights [1, 1, 1] (exact thirds)", "thirds", unit, THIRDS, THIRDS_VALUES)
+        )
+    for unit in [*SPLIT_UNITS[:5], LARGE_TOTAL_FIRST_UNIT]:
+        cases.append(
+            split_case(
+                "weights [1, 333333, 666666] (total 1000000)",
+                "large-total",
+                unit,
+                LARGE_TOTAL,
+                LARGE_TOTAL_VALUES,
             )
         )
     for unit in ("user-1", "用户-42", "🚀-user"):
@@ -927,13 +980,25 @@ def splits_suite() -> dict[str, Any]:
     )
     return {
         "name": "splits",
-        "description": "Percentage splits: uneven weights, 0%/100% edges, bucket_by, splits inside rules, "
+        "description": "Percentage splits: uneven weights, relative weights of any total ([1, 1], "
+        "exact thirds [1, 1, 1], a total of 1,000,000), 0%/100% edges, bucket_by, splits inside rules, "
         "non-ASCII units hashed as UTF-8, and the no-unit fallback (off variant, reason DEFAULT; a rule "
         "whose split has no unit is skipped).",
         "flags": flags,
         "segments": {},
         "cases": cases,
     }
+
+
+def _first_unit_in_bucket_zero(flag_key: str, total: int) -> str:
+    """A unit that lands in bucket 0 of ``total`` (a one-in-a-million weight's only bucket)."""
+    for i in range(50_000_000):
+        if bucket(flag_key, f"u{i}", total) == 0:
+            return f"u{i}"
+    raise AssertionError("no unit found")
+
+
+LARGE_TOTAL_FIRST_UNIT = _first_unit_in_bucket_zero("large-total", 1_000_000)
 
 
 def ramp_section() -> dict[str, Any]:
@@ -981,6 +1046,7 @@ def hash_vectors() -> list[dict[str, Any]]:
             "utf8_bytes": len((flag_key + unit).encode()),
             "hash": h32(flag_key, unit),
             "bucket_10000": bucket(flag_key, unit),
+            "buckets": {str(total): bucket(flag_key, unit, total) for total in BUCKET_TOTALS},
         }
         for flag_key, unit in HASH_INPUTS
     ]
@@ -997,8 +1063,11 @@ def main() -> None:
         "bucketing": {
             "hash": "MurmurHash3 x86 32-bit, seed 0, unsigned",
             "input": "UTF-8 bytes of flag_key + unit (no separator)",
-            "bucket": "(hash * total_weight) >> 32",
+            "weights": "non-negative integers, total W with 0 < W <= 1000000 (relative, as "
+            "flagd's fractional: [1, 1] is 50/50; percentage rollouts use [p*100, 10000 - p*100])",
+            "bucket": "(hash * W) >> 32",
             "pick": "first variant whose cumulative weight exceeds bucket",
+            "hash_vectors": "buckets maps a total W to (hash * W) >> 32",
         },
         "case_count": sum(len(s["cases"]) for s in suites),
         "suites": suites,

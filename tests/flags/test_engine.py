@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import mmh3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 from flags import engine
 from flags.engine import (
     MAX_REGEX_INPUT,
+    MAX_SPLIT_TOTAL,
     Engine,
     Reason,
     bucket_of,
@@ -119,6 +121,8 @@ def test_hash_vector__matches_engine_and_independent_reference(vector: dict[str,
         == vector["bucket_10000"]
         == (vector["hash"] * 10000) >> 32
     )
+    for total, bucket in vector["buckets"].items():
+        assert bucket_of(vector["flag_key"], vector["unit"], int(total)) == bucket
 
 
 def test_hash_vectors__include_non_ascii_keys_and_units() -> None:
@@ -178,34 +182,80 @@ def test_property__raising_a_rollout_only_adds_units(
             assert large.evaluate(key, {"targetingKey": unit}).value
 
 
-@settings(max_examples=8, deadline=None)
-@given(
-    weights=st.lists(st.integers(1, 10000), min_size=2, max_size=5).filter(
-        lambda w: sum(w) <= 10000
-    ),
-    key=st.from_regex(engine.FLAG_KEY_PATTERN, fullmatch=True),
-)
-def test_property__split_shares_within_one_point_over_100k_units(
-    weights: list[int], key: str
-) -> None:
-    weights = [*weights[:-1], 10000 - sum(weights[:-1])]
-    variants = {f"v{i}": i for i in range(len(weights))}
-    flag = {
+def _split_flag(key: str, weights: list[int]) -> dict[str, Any]:
+    return {
         "key": key,
         "type": "number",
-        "variants": {**variants, "none": -1},
+        "variants": {**{f"v{i}": i for i in range(len(weights))}, "none": -1},
         "off_variant": "none",
         "enabled": True,
         "default_serve": {
             "split": [{"variant": f"v{i}", "weight": w} for i, w in enumerate(weights)]
         },
     }
-    evaluator = Engine({key: flag})
+
+
+def _reference_pick(flag_key: str, unit: str, weights: list[int]) -> int:
+    """flagd's fractional bucketing, from mmh3 directly: bucket = (h x total) >> 32."""
+    h = mmh3.hash((flag_key + unit).encode("utf-8"), 0, signed=False)
+    bucket = (h * sum(weights)) >> 32
+    running = 0
+    for index, weight in enumerate(weights):
+        running += weight
+        if bucket < running:
+            return index
+    raise AssertionError("bucket beyond the total")
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    weights=st.lists(st.integers(1, 1000), min_size=2, max_size=5),
+    key=st.from_regex(engine.FLAG_KEY_PATTERN, fullmatch=True),
+)
+def test_property__split_shares_within_one_point_over_100k_units(
+    weights: list[int], key: str
+) -> None:
+    evaluator = Engine({key: _split_flag(key, weights)})
     counts = [0] * len(weights)
     for i in range(100_000):
         counts[evaluator.evaluate(key, {"targetingKey": f"user-{i}"}).value] += 1
     for count, weight in zip(counts, weights, strict=True):
-        assert abs(count / 100_000 - weight / 10000) <= 0.01
+        assert abs(count / 100_000 - weight / sum(weights)) <= 0.01
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    weights=st.lists(st.integers(0, 400_000), min_size=1, max_size=6).filter(
+        lambda w: 0 < sum(w) <= MAX_SPLIT_TOTAL
+    ),
+    key=st.from_regex(engine.FLAG_KEY_PATTERN, fullmatch=True),
+    unit=st.text(min_size=1, max_size=30),
+)
+def test_property__any_positive_total__picks_like_flagd_fractional(
+    weights: list[int], key: str, unit: str
+) -> None:
+    result = Engine({key: _split_flag(key, weights)}).evaluate(key, {"targetingKey": unit})
+    assert result.reason == Reason.SPLIT
+    assert result.value == _reference_pick(key, unit, weights)
+
+
+def test_split__weights_one_one__serves_the_variants_that_10000_basis_points_would() -> None:
+    # flagd's [["heads", 1], ["tails", 1]] ports unchanged; a unit's variant does not
+    # depend on how the 50/50 is written (the bucket boundary is h < 2**31 either way).
+    heads_tails = Engine({"coin": _split_flag("coin", [1, 1])})
+    basis_points = Engine({"coin": _split_flag("coin", [5000, 5000])})
+    for i in range(2_000):
+        context = {"targetingKey": f"user-{i}"}
+        assert heads_tails.evaluate("coin", context) == basis_points.evaluate("coin", context)
+
+
+def test_split__thirds__are_exact_thirds_of_the_hash_space() -> None:
+    evaluator = Engine({"thirds": _split_flag("thirds", [1, 1, 1])})
+    for i in range(3_000):
+        unit = f"user-{i}"
+        h = murmur3_32("thirds" + unit)
+        expected = 0 if 3 * h < 2**32 else 1 if 3 * h < 2 * 2**32 else 2
+        assert evaluator.evaluate("thirds", {"targetingKey": unit}).value == expected
 
 
 @given(
