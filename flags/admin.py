@@ -137,7 +137,7 @@ class FlagStateForm(forms.ModelForm):
     )
     default_serve = PrettyJSONField(
         help_text='{"variant": "on"} or {"split": [{"variant": "on", "weight": 2500}, '
-        '{"variant": "off", "weight": 7500}]} (weights in basis points)'
+        '{"variant": "off", "weight": 7500}]} (relative weights: [1, 1] is 50/50)'
     )
     prerequisites = PrettyJSONField(
         required=False, help_text='[{"flag": "payments-api", "variant": "on"}]'

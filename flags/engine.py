@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import math
 import re
-import re._parser as _sre_parse  # stdlib regex parser, used only to vet patterns
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
+
+import re2
 
 try:  # the C extension when present; the pure version keeps the SDK dependency-free
     from mmh3 import hash as _mmh3_hash
@@ -76,7 +77,10 @@ FLAG_KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}\Z")
 VARIANT_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 SEGMENT_KEY_PATTERN = FLAG_KEY_PATTERN
 FLAG_TYPES = ("boolean", "string", "number", "json")
-SPLIT_TOTAL = 10_000  # weights are in basis points: 0.01% steps
+SPLIT_TOTAL = 10_000  # a percentage rollout's weights are basis points: 0.01% steps
+# Split weights are any non-negative integers with a positive total up to this bound:
+# hash (< 2**32) x total stays below 2**53, exact in a JavaScript double.
+MAX_SPLIT_TOTAL = 1_000_000
 DEFAULT_BUCKET_BY = "targetingKey"
 
 MAX_VARIANTS = 50
@@ -91,7 +95,11 @@ MAX_PREREQUISITE_DEPTH = 16
 
 
 class Reason:
-    """OpenFeature resolution reasons (plus our documented PREREQUISITE_FAILED)."""
+    """OpenFeature resolution reasons (plus our documented PREREQUISITE_FAILED).
+
+    A fixed default serve is STATIC when the flag has no targets and no rules,
+    DEFAULT when it has some and none matched (as flagd reports it).
+    """
 
     STATIC = "STATIC"
     TARGETING_MATCH = "TARGETING_MATCH"
@@ -220,55 +228,54 @@ def parse_datetime(text: Any) -> datetime | None:
     return moment - offset
 
 
-def check_regex(pattern: Any) -> str | None:
-    """Why ``pattern`` is not an acceptable bounded regex, or None if it is.
+# --- regular expressions -------------------------------------------------------------
+# `matches` runs on RE2 (no backtracking): time linear in the input, times the pattern's
+# program size, which validation bounds; so no attribute can stall an evaluation
+# (design §9). This is the one place that knows about RE2; validation vets patterns here.
 
-    Accepted: at most 256 characters, compiles, no backreferences, no inline
-    flags or named groups (they differ between Python and JavaScript), and no
-    unbounded repetition nested inside another (the shape of catastrophic
-    backtracking).
+
+class PatternError(ValueError):
+    """RE2 cannot compile a pattern; the message is RE2's reason."""
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.never_capture = True  # a yes/no answer needs no groups, so RE2 keeps to its DFA
+_RE2_OPTIONS.log_errors = False  # a refused pattern is the caller's answer, not a log line
+
+
+def _pattern_error(exc: Exception) -> PatternError:
+    reason = exc.args[0] if exc.args else ""
+    return PatternError(
+        reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+    )
+
+
+def compile_pattern(pattern: str) -> Callable[[str], bool]:
+    """A linear-time test of whether ``pattern`` (RE2 syntax) occurs anywhere in a text.
+
+    Raises PatternError for what RE2 does not compile (backreferences, lookarounds, ...).
+
+    >>> compile_pattern(r"^[a-z]+-[0-9]{3}$")("abc-123")
+    True
     """
-    if not isinstance(pattern, str) or not pattern:
-        return "must be a non-empty string"
-    if len(pattern) > MAX_REGEX_LENGTH:
-        return f"is {len(pattern)} characters long; the limit is {MAX_REGEX_LENGTH}"
-    if re.search(r"\(\?(?![:=!])", pattern):
-        return "may not use inline flags, named groups or lookbehind; use (?: ), (?= ) or (?! )"
     try:
-        parsed = _sre_parse.parse(pattern)
-    except re.error as exc:
-        return f"is not a valid regular expression: {exc}"
-    problem = _regex_problem(parsed, inside_unbounded=False)
-    return problem
+        search = re2.compile(pattern, _RE2_OPTIONS).search
+    except re2.error as exc:
+        raise _pattern_error(exc) from None
+    # Searching UTF-8 bytes skips the wrapper's offset bookkeeping, and "surrogatepass"
+    # lets a lone surrogate from JSON through instead of raising.
+    return lambda text: search(text.encode("utf-8", "surrogatepass")) is not None
 
 
-def _regex_problem(items: Iterable[Any], *, inside_unbounded: bool) -> str | None:
-    for op, arg in items:
-        name = str(op)
-        if name in ("GROUPREF", "GROUPREF_EXISTS"):
-            return "may not use backreferences"
-        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            _low, high, body = arg
-            unbounded = high == _sre_parse.MAXREPEAT or high > 100
-            if unbounded and inside_unbounded:
-                return "nests unbounded repetition (like (a+)+); it could take exponential time"
-            problem = _regex_problem(body, inside_unbounded=inside_unbounded or unbounded)
-            if problem:
-                return problem
-        elif name == "SUBPATTERN":
-            problem = _regex_problem(arg[-1], inside_unbounded=inside_unbounded)
-            if problem:
-                return problem
-        elif name == "BRANCH":
-            for branch in arg[1]:
-                problem = _regex_problem(branch, inside_unbounded=inside_unbounded)
-                if problem:
-                    return problem
-        elif name in ("ASSERT", "ASSERT_NOT"):
-            problem = _regex_problem(arg[1], inside_unbounded=inside_unbounded)
-            if problem:
-                return problem
-    return None
+def pattern_program_size(pattern: str) -> int:
+    """The number of instructions RE2 compiles ``pattern`` to: its cost per input byte.
+
+    Raises PatternError like compile_pattern.
+    """
+    try:
+        return int(re2.compile(pattern, _RE2_OPTIONS).programsize)
+    except re2.error as exc:
+        raise _pattern_error(exc) from None
 
 
 # --- operators ------------------------------------------------------------------
@@ -332,10 +339,13 @@ def _op_ends_with(operand: Any) -> Predicate:
 
 
 def _op_matches(operand: Any) -> Predicate:
-    compiled = re.compile(operand)
-    return lambda attr: (
-        isinstance(attr, str) and len(attr) <= MAX_REGEX_INPUT and compiled.search(attr) is not None
-    )
+    try:
+        occurs_in = compile_pattern(operand)
+    except PatternError:
+        # Saving refuses such a pattern; one saved before RE2 (say, a lookahead) never
+        # matches rather than failing the whole environment's snapshot.
+        return lambda attr: False
+    return lambda attr: isinstance(attr, str) and len(attr) <= MAX_REGEX_INPUT and occurs_in(attr)
 
 
 def _numeric(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Predicate]:
@@ -555,7 +565,9 @@ class CompiledFlag:
             )
             for rule in doc.get("rules") or ()
         )
-        self.default = _Serve(self.key, doc["default_serve"], variants, Reason.STATIC)
+        # A fixed default after targets or rules that did not match is DEFAULT, as flagd says.
+        default_reason = Reason.DEFAULT if self.targets or self.rules else Reason.STATIC
+        self.default = _Serve(self.key, doc["default_serve"], variants, default_reason)
         # Kill and disable win over everything; a plain fixed default needs no context.
         self.constant: Result | None = None
         if doc.get("kill") or not doc.get("enabled", False):

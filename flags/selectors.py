@@ -122,11 +122,13 @@ def state_summary(flag: Flag, state: FlagState) -> str:
         return "off"
     serve = state.default_serve or {}
     if "split" in serve:
+        # Weights are relative (any total): a share is weight / total, shown to 0.01%.
         shares = {s["variant"]: s["weight"] for s in serve["split"]}
+        total = sum(shares.values()) or 1
         if flag.type == Flag.Type.BOOLEAN:
-            label = f"{shares.get('on', 0) / 100:g}%"
+            label = f"{round(shares.get('on', 0) * 100 / total, 2):g}%"
         else:
-            label = "split " + "/".join(f"{w / 100:g}" for w in shares.values())
+            label = "split " + "/".join(f"{round(w * 100 / total, 2):g}" for w in shares.values())
     else:
         label = str(serve.get("variant", "?"))
     extras = []

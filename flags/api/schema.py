@@ -14,7 +14,7 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
-from flags.engine import MAX_RULES, OPERATORS, SPLIT_TOTAL
+from flags.engine import MAX_RULES, MAX_SPLIT_TOTAL, OPERATORS
 
 
 def ref(name: str) -> dict[str, str]:
@@ -127,8 +127,11 @@ DEFINITIONS: dict[str, dict[str, Any]] = {
             "weight": {
                 "type": "integer",
                 "minimum": 0,
-                "maximum": SPLIT_TOTAL,
-                "description": "Basis points: 2500 means 25%. A split's weights add up to 10000.",
+                "maximum": MAX_SPLIT_TOTAL,
+                "description": "Relative weight: a variant's share is its weight divided by the "
+                "split's total ([1, 1] is 50/50, [2500, 7500] is 25/75). At least one weight "
+                f"is above 0; the total is at most {MAX_SPLIT_TOTAL}. Percentage rollouts write "
+                "basis points (p x 100 of 10000).",
             },
         },
     },

@@ -14,7 +14,8 @@ from typing import Any
 import mmh3
 
 HERE = Path(__file__).resolve().parent
-TOTAL = 10_000
+TOTAL = 10_000  # a percentage rollout's total (basis points); splits may use any total
+BUCKET_TOTALS = (1, 2, 3, 7, 100, 10_000, 1_000_000)
 
 
 def h32(flag_key: str, unit: str) -> int:
@@ -69,7 +70,9 @@ def expect(value: Any, variant: str | None, reason: str, error_code: str | None 
 
 
 ON_MATCH = expect(True, "on", "TARGETING_MATCH")
-OFF_STATIC = expect(False, "off", "STATIC")
+# A fixed default after rules or targets that did not match is DEFAULT (as flagd);
+# STATIC only when the flag has neither.
+OFF_DEFAULT = expect(False, "off", "DEFAULT")
 OFF_DISABLED = expect(False, "off", "DISABLED")
 OFF_PREREQ = expect(False, "off", "PREREQUISITE_FAILED")
 
@@ -353,6 +356,26 @@ OPERATOR_TABLE: list[tuple[str, str | None, Any, list[tuple[str, dict[str, Any],
             ("nested value differs", {"device": {"os": "android"}}, False),
         ],
     ),
+    (
+        "matches",
+        "ref",
+        "^[a-z]+-\\d{3}$",
+        [
+            # RE2 and JavaScript semantics (Python's re would say true to both).
+            ("$ is the end of the text, not before a final newline", {"ref": "abc-123\n"}, False),
+            ("\\d is an ASCII digit", {"ref": "abc-\u0661\u0662\u0663"}, False),
+        ],
+    ),
+    (
+        "matches",
+        "word",
+        "(a|a)+$",
+        [
+            # Seconds under a backtracking engine: every evaluator must match in linear time.
+            ("linear time on a catastrophic-backtracking shape", {"word": "a" * 30 + "!"}, False),
+            ("the same pattern matching", {"word": "!" + "a" * 30}, True),
+        ],
+    ),
 ]
 
 SEGMENTS = {
@@ -379,7 +402,7 @@ def operators_suite() -> dict[str, Any]:
                     f"{operator} {json.dumps(value, ensure_ascii=False)}: {label}",
                     key,
                     {"targetingKey": "user-1", **context},
-                    ON_MATCH if matches else OFF_STATIC,
+                    ON_MATCH if matches else OFF_DEFAULT,
                 )
             )
     flags["op-in-segment"] = rule_flag("op-in-segment", None, "in_segment", "beta-testers")
@@ -397,7 +420,7 @@ def operators_suite() -> dict[str, Any]:
             "in_segment: excluded key wins over a matching rule",
             "op-in-segment",
             {"targetingKey": "u-out", "email": "x@acme.com"},
-            OFF_STATIC,
+            OFF_DEFAULT,
         ),
         case(
             "in_segment: segment rule matches",
@@ -409,10 +432,10 @@ def operators_suite() -> dict[str, Any]:
             "in_segment: no key, no rule match",
             "op-in-segment",
             {"targetingKey": "u-x"},
-            OFF_STATIC,
+            OFF_DEFAULT,
         ),
         case("not_in_segment: outside", "op-not-in-segment", {"targetingKey": "u-x"}, ON_MATCH),
-        case("not_in_segment: inside", "op-not-in-segment", {"targetingKey": "u-in"}, OFF_STATIC),
+        case("not_in_segment: inside", "op-not-in-segment", {"targetingKey": "u-in"}, OFF_DEFAULT),
     ]
     flags["all-conditions"] = boolean_flag(
         "all-conditions",
@@ -438,7 +461,7 @@ def operators_suite() -> dict[str, Any]:
             "one failing condition fails the rule",
             "all-conditions",
             {"targetingKey": "a", "country": "DE", "age": 12},
-            OFF_STATIC,
+            OFF_DEFAULT,
         ),
     ]
     return {
@@ -526,6 +549,11 @@ def order_suite() -> dict[str, Any]:
             kill=kill,
             default_serve={"variant": "on"},
             prerequisites=[{"flag": "payments-api-off", "variant": "on"}],
+        ),
+        "targets-only": boolean_flag(
+            "targets-only",
+            targets=[{"variant": "on", "values": ["vip"]}],
+            default_serve={"variant": "off"},
         ),
         "disabled-with-targets": boolean_flag(
             "disabled-with-targets",
@@ -663,11 +691,18 @@ def order_suite() -> dict[str, Any]:
             expect("second", "second", "TARGETING_MATCH"),
         ),
         c(
-            "no rule matches: default serve",
+            "no rule matches: default serve, reason DEFAULT",
             "ordered-rules",
             {"targetingKey": "u", "tier": "bronze"},
-            expect("fallback", "fallback", "STATIC"),
+            expect("fallback", "fallback", "DEFAULT"),
         ),
+        c(
+            "no target matches and no rules: default serve, reason DEFAULT",
+            "targets-only",
+            {"targetingKey": "someone"},
+            OFF_DEFAULT,
+        ),
+        c("target matches", "targets-only", {"targetingKey": "vip"}, ON_MATCH),
         c(
             "no targetingKey is fine without splits",
             "ordered-rules",
@@ -705,22 +740,52 @@ SPLIT_UNITS = [
 ]
 
 
+# flagd's own example ports unchanged: [["heads", 1], ["tails", 1]].
+HEADS_OR_TAILS = [("heads", 1), ("tails", 1)]
+HEADS_OR_TAILS_VALUES = {"heads": "heads", "tails": "tails"}
+THIRDS = [("first", 1), ("second", 1), ("third", 1)]
+THIRDS_VALUES = {"first": 1, "second": 2, "third": 3}
+# The largest total a split may have, spread unevenly (hash x total stays below 2**53).
+LARGE_TOTAL = [("a", 1), ("b", 333_333), ("c", 666_666)]
+LARGE_TOTAL_VALUES = {"a": "a", "b": "b", "c": "c"}
+
+
+def split_flag(
+    key: str, flag_type: str, variants: dict[str, Any], split: list[tuple[str, int]]
+) -> dict[str, Any]:
+    """A flag whose default serve is ``split``; its off variant is "none"."""
+    return {
+        "key": key,
+        "type": flag_type,
+        "variants": variants,
+        "off_variant": "none",
+        "enabled": True,
+        "kill": None,
+        "targets": [],
+        "rules": [],
+        "default_serve": {"split": [{"variant": v, "weight": w} for v, w in split]},
+        "prerequisites": [],
+    }
+
+
+def split_case(
+    label: str, flag_key: str, unit: str, split: list[tuple[str, int]], values: dict[str, Any]
+) -> dict:
+    """The case: ``unit`` gets the variant the hash picks, computed here from mmh3."""
+    variant = pick(flag_key, unit, split)
+    return case(
+        f"{label}: {unit}",
+        flag_key,
+        {"targetingKey": unit},
+        expect(values[variant], variant, "SPLIT"),
+    )
+
+
 def splits_suite() -> dict[str, Any]:
     three = [("red", 1000), ("green", 2500), ("blue", 6500)]
     colors = {"red": "#f00", "green": "#0f0", "blue": "#00f", "none": "none"}
     flags: dict[str, dict[str, Any]] = {
-        "uneven-colors": {
-            "key": "uneven-colors",
-            "type": "string",
-            "variants": colors,
-            "off_variant": "none",
-            "enabled": True,
-            "kill": None,
-            "targets": [],
-            "rules": [],
-            "default_serve": {"split": [{"variant": v, "weight": w} for v, w in three]},
-            "prerequisites": [],
-        },
+        "uneven-colors": split_flag("uneven-colors", "string", colors, three),
         "zero-percent": boolean_flag(
             "zero-percent",
             default_serve={
@@ -776,6 +841,13 @@ def splits_suite() -> dict[str, Any]:
             },
             "prerequisites": [],
         },
+        "heads-or-tails": split_flag(
+            "heads-or-tails", "string", {**HEADS_OR_TAILS_VALUES, "none": "none"}, HEADS_OR_TAILS
+        ),
+        "thirds": split_flag("thirds", "number", {**THIRDS_VALUES, "none": 0}, THIRDS),
+        "large-total": split_flag(
+            "large-total", "string", {**LARGE_TOTAL_VALUES, "none": "none"}, LARGE_TOTAL
+        ),
         "theme-json": {
             "key": "theme-json",
             "type": "json",
@@ -792,17 +864,9 @@ def splits_suite() -> dict[str, Any]:
             "prerequisites": [],
         },
     }
-    cases = []
-    for unit in SPLIT_UNITS:
-        variant = pick("uneven-colors", unit, three)
-        cases.append(
-            case(
-                f"uneven 10/25/65 split: {unit}",
-                "uneven-colors",
-                {"targetingKey": unit},
-                expect(colors[variant], variant, "SPLIT"),
-            )
-        )
+    cases = [
+        split_case("uneven 10/25/65 split", "uneven-colors", u, three, colors) for u in SPLIT_UNITS
+    ]
     for unit in SPLIT_UNITS[:5]:
         variant = pick("price-test", unit, [("low", 3333), ("high", 6667)])
         value = {"low": 9.5, "high": 12}[variant]
@@ -812,6 +876,29 @@ def splits_suite() -> dict[str, Any]:
                 "price-test",
                 {"targetingKey": unit},
                 expect(value, variant, "SPLIT"),
+            )
+        )
+    for unit in SPLIT_UNITS:
+        cases.append(
+            split_case(
+                "weights [1, 1] (flagd's heads or tails)",
+                "heads-or-tails",
+                unit,
+                HEADS_OR_TAILS,
+                HEADS_OR_TAILS_VALUES,
+            )
+        )
+        cases.append(
+            split_case("weights [1, 1, 1] (exact thirds)", "thirds", unit, THIRDS, THIRDS_VALUES)
+        )
+    for unit in [*SPLIT_UNITS[:5], LARGE_TOTAL_FIRST_UNIT]:
+        cases.append(
+            split_case(
+                "weights [1, 333333, 666666] (total 1000000)",
+                "large-total",
+                unit,
+                LARGE_TOTAL,
+                LARGE_TOTAL_VALUES,
             )
         )
     for unit in ("user-1", "用户-42", "🚀-user"):
@@ -893,13 +980,25 @@ def splits_suite() -> dict[str, Any]:
     )
     return {
         "name": "splits",
-        "description": "Percentage splits: uneven weights, 0%/100% edges, bucket_by, splits inside rules, "
+        "description": "Percentage splits: uneven weights, relative weights of any total ([1, 1], "
+        "exact thirds [1, 1, 1], a total of 1,000,000), 0%/100% edges, bucket_by, splits inside rules, "
         "non-ASCII units hashed as UTF-8, and the no-unit fallback (off variant, reason DEFAULT; a rule "
         "whose split has no unit is skipped).",
         "flags": flags,
         "segments": {},
         "cases": cases,
     }
+
+
+def _first_unit_in_bucket_zero(flag_key: str, total: int) -> str:
+    """A unit that lands in bucket 0 of ``total`` (a one-in-a-million weight's only bucket)."""
+    for i in range(50_000_000):
+        if bucket(flag_key, f"u{i}", total) == 0:
+            return f"u{i}"
+    raise AssertionError("no unit found")
+
+
+LARGE_TOTAL_FIRST_UNIT = _first_unit_in_bucket_zero("large-total", 1_000_000)
 
 
 def ramp_section() -> dict[str, Any]:
@@ -947,6 +1046,7 @@ def hash_vectors() -> list[dict[str, Any]]:
             "utf8_bytes": len((flag_key + unit).encode()),
             "hash": h32(flag_key, unit),
             "bucket_10000": bucket(flag_key, unit),
+            "buckets": {str(total): bucket(flag_key, unit, total) for total in BUCKET_TOTALS},
         }
         for flag_key, unit in HASH_INPUTS
     ]
@@ -963,8 +1063,11 @@ def main() -> None:
         "bucketing": {
             "hash": "MurmurHash3 x86 32-bit, seed 0, unsigned",
             "input": "UTF-8 bytes of flag_key + unit (no separator)",
-            "bucket": "(hash * total_weight) >> 32",
+            "weights": "non-negative integers, total W with 0 < W <= 1000000 (relative, as "
+            "flagd's fractional: [1, 1] is 50/50; percentage rollouts use [p*100, 10000 - p*100])",
+            "bucket": "(hash * W) >> 32",
             "pick": "first variant whose cumulative weight exceeds bucket",
+            "hash_vectors": "buckets maps a total W to (hash * W) >> 32",
         },
         "case_count": sum(len(s["cases"]) for s in suites),
         "suites": suites,

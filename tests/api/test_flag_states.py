@@ -162,7 +162,7 @@ def test_bad_if_match__400_names_the_header(
             {"rules": [{"conditions": [{"operator": "nope"}], "serve": {"variant": "on"}}]},
             "rules[0].conditions[0].operator",
         ),
-        ({"default_serve": {"split": [{"variant": "on", "weight": 10}]}}, "default_serve.split"),
+        ({"default_serve": {"split": [{"variant": "on", "weight": 0}]}}, "default_serve.split"),
         ({"prerequisites": [{"flag": "missing", "variant": "on"}]}, "prerequisites[0].flag"),
         ({"kill": None}, "kill"),
         ({"enabeld": True}, "enabeld"),

@@ -520,6 +520,23 @@ def test_resume_after_a_manual_edit__carries_on_from_the_edited_split(
     assert state_of(checkout, production).default_serve == split(5)
 
 
+def test_resume_on_a_split_edited_to_weights_one_one__next_step_writes_basis_points(
+    plan_for: Callable[..., RolloutPlan], checkout: Flag, production: Environment, actor: Actor
+) -> None:
+    # Given a plan paused because someone set the split to flagd-style weights [1, 1]
+    plan = plan_for()
+    advance(plan, T0)
+    heads_tails = {"split": [{"variant": "on", "weight": 1}, {"variant": "off", "weight": 1}]}
+    services.flag_state_update(
+        actor=actor, flag=checkout, environment=production, default_serve=heads_tails
+    )
+    assert fresh(plan).status == "paused"
+    # When it resumes, then the next step writes its own percentage in basis points
+    rollouts.rollout_plan_resume(actor=actor, plan=plan, now=T0 + MINUTE)
+    assert advance(plan, T0 + 31 * MINUTE) == [2]
+    assert state_of(checkout, production).default_serve == split(5)
+
+
 def test_archive__aborts_the_flags_plans_in_every_environment(
     checkout: Flag, environments: dict[str, Environment], actor: Actor
 ) -> None:

@@ -83,6 +83,24 @@ def test_snapshot__same_version__same_document() -> None:
             },
             "25%",
         ),
+        (
+            {
+                "enabled": True,
+                "default_serve": {
+                    "split": [{"variant": "on", "weight": 1}, {"variant": "off", "weight": 1}]
+                },
+            },
+            "50%",
+        ),
+        (
+            {
+                "enabled": True,
+                "default_serve": {
+                    "split": [{"variant": "on", "weight": 1}, {"variant": "off", "weight": 2}]
+                },
+            },
+            "33.33%",
+        ),
         ({"enabled": True, "default_serve": {"variant": "off"}, "rules": RULES}, "off + 2 rules"),
         ({"enabled": True, "killed_at": "2026-01-01T00:00:00Z"}, "KILLED"),
     ],

@@ -247,7 +247,7 @@ def test_state_update__invalid__raises_with_fields_and_writes_nothing(
             flag=flag,
             environment=production,
             enabled=True,
-            default_serve={"split": [{"variant": "on", "weight": 10}]},
+            default_serve={"split": [{"variant": "on", "weight": 0}]},
         )
     assert "default_serve.split" in error.value.fields
     assert AuditEvent.objects.count() == events

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from flags.validation import check_segment, check_state, check_variants
+from flags.validation import check_segment, check_state, check_variants, regex_problem
 
 BOOL = {"on": True, "off": False}
 
@@ -59,19 +59,87 @@ def test_unknown_operator__names_the_condition() -> None:
 
 
 def test_bad_regex__names_the_value() -> None:
-    errors = problems(rules=[rule("matches", "(a+)+")])
-    assert "nests unbounded repetition" in errors["rules[0].conditions[0].value"]
+    errors = problems(rules=[rule("matches", "(a)\\1")])
+    assert errors["rules[0].conditions[0].value"].startswith("the pattern uses a backreference")
 
 
-def test_split_weights_not_adding_up__names_the_split() -> None:
-    errors = problems(
-        default_serve={
-            "split": [{"variant": "on", "weight": 2500}, {"variant": "off", "weight": 2500}]
-        }
+@pytest.mark.parametrize(
+    "pattern",
+    ["^[a-z]+-\\d{3}$", "(a+)+$", "(a|a)+$", "a*a*a*a*a*a*b", "(.*a){20}", "(?i)admin", "(?P<x>a)"],
+)
+def test_regex__linear_time_under_re2__is_accepted(pattern: str) -> None:
+    # Once refused as "nested unbounded repetition" ((a+)+$), or accepted and then taking
+    # seconds under backtracking ((a|a)+$): RE2 matches every one in linear time.
+    assert problems(rules=[rule("matches", pattern)]) == {}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "fragment"),
+    [
+        ("(?:a{1,100}){1,100}$", "a {n,m} count may not exceed 1000"),
+        ("(a)\\1", "uses a backreference"),
+        ("(?P<x>a)(?P=x)", "uses a backreference"),
+        ("(?=a)b", "uses a lookahead or lookbehind"),
+        ("(?!admin)", "uses a lookahead or lookbehind"),
+        ("(?<=a)b", "uses a lookahead or lookbehind"),
+        ("(?<!a)b", "uses a lookahead or lookbehind"),
+        ("^done\\Z", "write $"),
+        (".{1000}.{1000}.{1000}x", "compiles to 24005 instructions, the limit is 2000"),
+        ("[unclosed", "is not a valid RE2 regular expression: missing ]"),
+        ("a" * 257, "is 257 characters long; the limit is 256"),
+        ("", "non-empty"),
+        (5, "non-empty string"),
+    ],
+)
+def test_regex__refused__says_what_to_change(pattern: object, fragment: str) -> None:
+    errors = problems(rules=[rule("matches", pattern)])
+    assert errors["rules[0].conditions[0].value"].startswith("the pattern ")
+    assert fragment in errors["rules[0].conditions[0].value"]
+    assert fragment in (regex_problem(pattern) or "")
+
+
+def split(*weights: Any) -> dict[str, Any]:
+    return {
+        "split": [{"variant": v, "weight": w} for v, w in zip(("on", "off"), weights, strict=True)]
+    }
+
+
+@pytest.mark.parametrize(
+    "weights", [(1, 1), (2500, 2500), (1, 2), (0, 1), (10000, 0), (999_999, 1), (1_000_000, 0)]
+)
+def test_split_weights__any_positive_total__are_accepted(weights: tuple[int, int]) -> None:
+    assert problems(default_serve=split(*weights)) == {}
+
+
+def test_split_weights__thirds_of_three_variants__are_accepted() -> None:
+    errors = check_state(
+        flag_key="f",
+        variants={"a": "a", "b": "b", "c": "c"},
+        state=state(
+            default_serve={"split": [{"variant": v, "weight": 1} for v in ("a", "b", "c")]}
+        ),
+        flags={},
+        segment_keys=set(),
     )
-    assert errors["default_serve.split"].startswith(
-        "weights add up to 5000; they must add up to 10000"
-    )
+    assert errors == {}
+
+
+@pytest.mark.parametrize(
+    ("weights", "field", "fragment"),
+    [
+        ((0, 0), "default_serve.split", "add up to 0; give at least one variant a weight above 0"),
+        ((600_000, 600_000), "default_serve.split", "add up to 1200000; the limit is 1000000"),
+        ((-1, 2), "default_serve.split[0].weight", "whole number from 0 to 1000000; got -1"),
+        ((1.5, 1), "default_serve.split[0].weight", "got 1.5"),
+        ((True, 1), "default_serve.split[0].weight", "got True"),
+        (("50", 1), "default_serve.split[0].weight", "got '50'"),
+        ((1, 1_000_001), "default_serve.split[1].weight", "got 1000001"),
+    ],
+)
+def test_split_weights__refused__name_the_field(
+    weights: tuple[Any, Any], field: str, fragment: str
+) -> None:
+    assert fragment in problems(default_serve=split(*weights))[field]
 
 
 def test_unknown_variant__in_rule_serve_and_target() -> None:
