@@ -46,7 +46,9 @@ class ChainReport:
         if self.key_spans:
             spans = ", ".join(f"{s.key_id} #{s.first}-#{s.last}" for s in self.key_spans)
             parts.append(f"HMAC-SHA256 by key {spans}")
-        parts.append(f"{self.checkpoints_matched} checkpoints matched")
+        if self.checkpoints_matched:
+            plural = "s" if self.checkpoints_matched != 1 else ""
+            parts.append(f"{self.checkpoints_matched} exported checkpoint{plural} matched")
         return "; ".join(parts)
 
 

@@ -58,7 +58,7 @@ def test_verify__checkpoint_exported_before_a_rewrite_with_the_right_key__catche
     call_command("audit_checkpoint", "--out", str(checkpoints))
     call_command("audit_verify", "--checkpoints", str(checkpoints))
     out = capsys.readouterr().out
-    assert "5 events verified" in out and "2 checkpoints matched" in out
+    assert "5 events verified" in out and "2 exported checkpoints matched" in out
 
     _rewrite_with_the_right_key(2)
 
@@ -112,7 +112,7 @@ def test_recorder__logs_committed_checkpoints_that_verify_reads_from_the_log(
     log = tmp_path / "app.log"
     log.write_text("\n".join(lines) + "\n")
     call_command("audit_verify", "--checkpoints", str(log))
-    assert "3 checkpoints matched" in capsys.readouterr().out
+    assert "3 exported checkpoints matched" in capsys.readouterr().out
 
     _rewrite_with_the_right_key(3)
     with pytest.raises(CommandError, match="event #3 does not match the exported checkpoint #3"):
