@@ -3,6 +3,7 @@ and exported checkpoints."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -55,7 +56,7 @@ class ChainReport:
 @dataclass
 class _Walk:
     keys: ChainKeys
-    checkpoints: list[Checkpoint]
+    checkpoints: deque[Checkpoint]
     verified: int = 0
     legacy: int = 0
     prev_hash: str = GENESIS_HASH
@@ -131,7 +132,7 @@ class _Walk:
     def _checkpoints_at(self, sequence: int) -> list[Checkpoint]:
         here = []
         while self.checkpoints and self.checkpoints[0].sequence == sequence:
-            here.append(self.checkpoints.pop(0))
+            here.append(self.checkpoints.popleft())
         return here
 
     def _advance(self, event: AuditEvent) -> None:
@@ -153,7 +154,7 @@ def audit_chain_verify(
 
     Checkpoints are exported (sequence, hash) pairs: each must still be on the chain.
     """
-    walk = _Walk(ChainKeys.from_settings(), sorted(checkpoints, key=lambda c: c.sequence))
+    walk = _Walk(ChainKeys.from_settings(), deque(sorted(checkpoints, key=lambda c: c.sequence)))
     for event in AuditEvent.objects.order_by("sequence").iterator(chunk_size=batch_size):
         problem = walk.check(event)
         if problem:
