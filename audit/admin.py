@@ -53,6 +53,8 @@ class AuditEventAdmin(admin.ModelAdmin):
         "after_pretty",
         "prev_hash",
         "hash",
+        "key_id",
+        "key_proof",
     )
     readonly_fields = fields
 

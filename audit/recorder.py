@@ -6,9 +6,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit.checkpoints import Checkpoint, checkpoint_log
+from audit.keys import AuditKeyError, ChainKeys
 from audit.models import AuditChainHead, AuditEvent, canonical_json
 
 GENESIS_HASH = "0" * 64
@@ -76,6 +79,7 @@ def audit_record(
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record must be called inside the change's transaction")
     head = _locked_head()
+    keys = ChainKeys.from_settings()
     event = AuditEvent(
         sequence=head.last_sequence + 1,
         occurred_at=timezone.now(),
@@ -93,13 +97,65 @@ def audit_record(
         source_ip=actor.source_ip,
         incident_id=incident_id,
         prev_hash=head.last_hash,
+        key_id=keys.signing_id,
     )
-    event.hash = event.compute_hash()
+    _seal_and_append(event, head, keys)
+    return event
+
+
+@transaction.atomic
+def audit_key_rotate(*, actor: Actor, reason: str = "") -> AuditEvent | None:
+    """Record now that the chain is signed with the configured signing key from here on.
+
+    Without it the next change records the rotation itself; a dedicated
+    ``audit.key_rotated`` event marks the moment and proves at deploy time that the
+    previous key is still configured. None when the chain is already on that key.
+    """
+    keys = ChainKeys.from_settings()
+    head = _locked_head()
+    if head.last_key_id == keys.signing_id:
+        return None
+    return audit_record(
+        actor=actor,
+        action="audit.key_rotated",
+        target_type="audit_key",
+        target_key=keys.signing_id,
+        before={"key_id": head.last_key_id or None},
+        after={"key_id": keys.signing_id},
+        reason=reason,
+    )
+
+
+def _seal_and_append(event: AuditEvent, head: AuditChainHead, keys: ChainKeys) -> None:
+    previous_key_id = head.last_key_id
+    rotated = previous_key_id != event.key_id
+    if rotated and previous_key_id:
+        if not keys.has(previous_key_id):
+            raise AuditKeyError(
+                f"the audit chain's last event is signed with key {previous_key_id!r}, so the "
+                f"switch to {event.key_id!r} must be proven with it: add "
+                f"{previous_key_id}:<its secret> after the signing key in AUDIT_CHAIN_KEYS"
+            )
+        event.key_proof = event.compute_key_proof(keys, previous_key_id)
+    _export_committed_tip(head, rotated)
+    event.hash = event.compute_hash(keys)
     event.save()
     head.last_sequence = event.sequence
     head.last_hash = event.hash
-    head.save(update_fields=["last_sequence", "last_hash"])
-    return event
+    head.last_key_id = event.key_id
+    head.sign(keys)
+    head.save(update_fields=["last_sequence", "last_hash", "last_key_id", "mac_key_id", "mac"])
+
+
+def _export_committed_tip(head: AuditChainHead, rotated: bool) -> None:
+    # The tip under our lock was committed by the previous writer, so its checkpoint
+    # stays true even if this transaction rolls back (a checkpoint of the event being
+    # written could name a sequence that the next event reuses). The newest event is
+    # exported by the next write, or by `manage.py audit_checkpoint`. A key change
+    # always exports the end of the previous key's (or the legacy) span.
+    every = settings.AUDIT_CHECKPOINT_EVERY
+    if head.last_sequence and (rotated or (every > 0 and head.last_sequence % every == 0)):
+        checkpoint_log(Checkpoint(head.last_sequence, head.last_hash, head.last_key_id))
 
 
 def _locked_head() -> AuditChainHead:

@@ -10,6 +10,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from audit.keys import parse_chain_keys
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("FLAGSVC_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -42,6 +44,28 @@ if not DEBUG:
             "this service answers to (or DEBUG=true for local development only)."
         )
 CSRF_TRUSTED_ORIGINS = env("CSRF_TRUSTED_ORIGINS")
+
+# The audit chain's HMAC keys (audit/keys.py): `id:secret` pairs, the first signs new
+# events, the others still verify what they signed. A key of its own, not derived from
+# SECRET_KEY: it must be kept as long as the audit trail, SECRET_KEY is rotated and retired.
+_DEV_AUDIT_CHAIN_KEY = "dev:flagsvc-development-only-audit-chain-key"
+try:
+    AUDIT_CHAIN_KEYS = parse_chain_keys(
+        env.list("AUDIT_CHAIN_KEYS", default=[_DEV_AUDIT_CHAIN_KEY] if DEBUG else []),
+        production=not DEBUG,
+    )
+except ValueError as error:
+    raise ImproperlyConfigured(str(error)) from None
+if not DEBUG and (
+    not AUDIT_CHAIN_KEYS or _DEV_AUDIT_CHAIN_KEY.partition(":")[2] in AUDIT_CHAIN_KEYS.values()
+):
+    raise ImproperlyConfigured(
+        "AUDIT_CHAIN_KEYS is not set. Set it to id:secret (e.g. k1:<python -c 'import secrets; "
+        "print(secrets.token_urlsafe(32))'>), keep it outside the database and never lose it: "
+        "it proves the audit trail untouched (or DEBUG=true for local development only)."
+    )
+# Log a checkpoint (logger audit.checkpoint) every N audit events (0: only at key changes).
+AUDIT_CHECKPOINT_EVERY = env.int("AUDIT_CHECKPOINT_EVERY", default=1)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -242,4 +266,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL")},
+    # Audit checkpoints are evidence kept outside the database: logged whatever LOG_LEVEL says.
+    "loggers": {"audit.checkpoint": {"level": "INFO"}},
 }

@@ -5,6 +5,8 @@ import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
+# Inherited by the production-settings processes tests start, like SECRET_KEY.
+os.environ.setdefault("AUDIT_CHAIN_KEYS", "test:test-only-audit-chain-key-not-for-production")
 
 from flagsvc.settings import *  # noqa: F403
 from flagsvc.settings import DATABASES, REDIS_URL
