@@ -33,6 +33,7 @@ from audit.models import AuditEvent
 from audit.selectors import AuditFilters, audit_event_chunks, audit_events
 from flags.api.base import ApiListView
 from flags.api.errors import InvalidParameter
+from flags.api.permissions import model_permissions
 
 EXPORT_COLUMNS = (
     "sequence",
@@ -258,6 +259,7 @@ class AuditCursorPagination(CursorPagination):
 
 
 class AuditEventListView(ApiListView):
+    permission_classes = [model_permissions(AuditEvent)]
     pagination_class = AuditCursorPagination
     serializer_class = AuditEventOut
     renderer_classes = [JSONRenderer, CSVRenderer, JSONLinesRenderer]

@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -319,6 +320,26 @@ class EnvironmentActionForm(forms.Form):
     confirm = forms.BooleanField(label="Yes, do it now")
 
 
+# The permission each environment action needs, as on the API (flags/api/permissions.py).
+ACTION_PERMISSIONS = {
+    "kill": "flags.kill_flag",
+    "restore": "flags.restore_flag",
+    "enable": "flags.change_flagstate",
+    "disable": "flags.change_flagstate",
+}
+ISSUE_ADMIN_TOKEN = "flags.issue_admin_token"
+
+
+def lacks_permission(request: HttpRequest, permission: str) -> str | None:
+    """A message naming ``permission`` when the user lacks it, else None."""
+    if request.user.has_perm(permission):
+        return None
+    return (
+        f"You lack the permission {permission}; ask an administrator to grant it "
+        "(admin → Users → permissions)."
+    )
+
+
 ACTION_LABELS = {
     "kill": (
         "Kill",
@@ -529,6 +550,8 @@ class FlagAdmin(ServiceErrorsAsMessages):
 
     def active_kills_view(self, request: HttpRequest) -> HttpResponse:
         """Every flag killed anywhere: who, when, why, for how long, with a restore button."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         kills = (
             FlagState.objects.filter(killed_at__isnull=False, flag__archived_at__isnull=True)
             .select_related("flag", "environment")
@@ -571,8 +594,11 @@ class FlagAdmin(ServiceErrorsAsMessages):
     def _environment_action(
         self, request: HttpRequest, action: str, flags: Sequence[Flag], *, single: bool = False
     ) -> HttpResponse:
-        if not self.has_change_permission(request):
-            messages.error(request, "You do not have permission to change flags.")
+        refusal = lacks_permission(request, ACTION_PERMISSIONS[action])
+        if refusal:
+            messages.error(request, f"Nothing was changed: {refusal}")
+            if single:
+                return HttpResponseRedirect(reverse("admin:flags_flag_change", args=[flags[0].pk]))
             return HttpResponseRedirect(reverse("admin:flags_flag_changelist"))
         form = EnvironmentActionForm(
             request.POST if "confirm" in request.POST else None,
@@ -625,23 +651,37 @@ class FlagAdmin(ServiceErrorsAsMessages):
             request, action, list(queryset.filter(archived_at__isnull=True))
         )
 
-    @admin.action(description="Enable in an environment…")
+    # Which actions a user is offered (``permissions=[...]`` below); the views check again.
+    def has_kill_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["kill"])
+
+    def has_restore_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["restore"])
+
+    def has_change_state_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ACTION_PERMISSIONS["enable"])
+
+    def has_archive_permission(self, request: HttpRequest) -> bool:
+        # Archiving is how flags are deleted (the API's DELETE): flags.delete_flag.
+        return request.user.has_perm("flags.delete_flag")
+
+    @admin.action(description="Enable in an environment…", permissions=["change_state"])
     def enable_action(self, request: HttpRequest, queryset: QuerySet[Flag]) -> HttpResponse:
         return self._bulk(request, queryset, "enable")
 
-    @admin.action(description="Disable in an environment…")
+    @admin.action(description="Disable in an environment…", permissions=["change_state"])
     def disable_action(self, request: HttpRequest, queryset: QuerySet[Flag]) -> HttpResponse:
         return self._bulk(request, queryset, "disable")
 
-    @admin.action(description="KILL in an environment…")
+    @admin.action(description="KILL in an environment…", permissions=["kill"])
     def kill_action(self, request: HttpRequest, queryset: QuerySet[Flag]) -> HttpResponse:
         return self._bulk(request, queryset, "kill")
 
-    @admin.action(description="Restore (lift kill) in an environment…")
+    @admin.action(description="Restore (lift kill) in an environment…", permissions=["restore"])
     def restore_action(self, request: HttpRequest, queryset: QuerySet[Flag]) -> HttpResponse:
         return self._bulk(request, queryset, "restore")
 
-    @admin.action(description="Archive selected flags")
+    @admin.action(description="Archive selected flags", permissions=["archive"])
     def archive_action(self, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
         actor = Actor.from_request(request)
         for flag in queryset:
@@ -881,6 +921,20 @@ class ApiTokenForm(forms.ModelForm):
         model = ApiToken
         fields = ("name", "kind", "environment")
 
+    # Set per request by ApiTokenAdmin.get_form: may this user mint admin tokens?
+    may_issue_admin_tokens = False
+
+    def clean_kind(self) -> str:
+        kind = str(self.cleaned_data["kind"])
+        if kind == ApiToken.Kind.ADMIN and not self.may_issue_admin_tokens:
+            raise forms.ValidationError(
+                f"An admin token has full access; issuing one needs the permission "
+                f"{ISSUE_ADMIN_TOKEN} (or a superuser). Choose another kind, or ask an "
+                "administrator.",
+                code="permission",
+            )
+        return kind
+
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(IssuedOnceAdmin):
@@ -903,6 +957,13 @@ class ApiTokenAdmin(IssuedOnceAdmin):
     create_fields = ("name", "kind", "environment", "reason")
     detail_fields = TOKEN_DETAIL_FIELDS
     revoke_permission = "flags.change_apitoken"
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        form = super().get_form(request, obj, change, **kwargs)
+        allowed = request.user.has_perm(ISSUE_ADMIN_TOKEN)
+        return type(form.__name__, (form,), {"may_issue_admin_tokens": allowed})
 
     def save_model(
         self, request: HttpRequest, obj: ApiToken, form: forms.Form, change: bool
@@ -958,6 +1019,19 @@ class KillTriggerForm(forms.ModelForm):
         model = KillTrigger
         fields = ("name", "flag", "environment", "action")
 
+    # Set per request by KillTriggerAdmin.get_form: the user's kill/restore permissions.
+    may_fire: frozenset[str] = frozenset()
+
+    def clean_action(self) -> str:
+        action = str(self.cleaned_data["action"])
+        if action not in self.may_fire:
+            raise forms.ValidationError(
+                f"A trigger URL {action}s its flag for whoever holds it; creating one needs "
+                f"the permission {ACTION_PERMISSIONS[action]}.",
+                code="permission",
+            )
+        return action
+
 
 @admin.register(KillTrigger)
 class KillTriggerAdmin(IssuedOnceAdmin):
@@ -989,7 +1063,18 @@ class KillTriggerAdmin(IssuedOnceAdmin):
         "revoked_at",
         "revoked_by",
     )
-    revoke_permission = "flags.add_killtrigger"
+    revoke_permission = "flags.change_killtrigger"
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        form = super().get_form(request, obj, change, **kwargs)
+        may_fire = frozenset(
+            action
+            for action in KillTrigger.Action.values
+            if request.user.has_perm(ACTION_PERMISSIONS[action])
+        )
+        return type(form.__name__, (form,), {"may_fire": may_fire})
 
     def save_model(
         self, request: HttpRequest, obj: KillTrigger, form: forms.Form, change: bool

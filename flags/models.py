@@ -95,6 +95,10 @@ class Flag(models.Model):
 
     class Meta:
         ordering = ("key",)
+        permissions = [
+            ("kill_flag", "Can kill a flag (serve its off variant now) and list active kills"),
+            ("restore_flag", "Can restore a killed flag"),
+        ]
 
     def __str__(self) -> str:
         return self.key
@@ -221,6 +225,8 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ("-created_at",)
+        # Minting an admin token grants full API power: it needs this beyond add_apitoken.
+        permissions = [("issue_admin_token", "Can issue admin tokens (full API access)")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind}…{self.hint})"

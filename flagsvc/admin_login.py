@@ -1,50 +1,39 @@
-"""Throttled admin login: repeated failures for one account from one address are refused for a while."""
+"""The admin login's lockout answer: django-axes decides who is locked out, this says so clearly.
+
+Axes (settings: AXES_*) counts failed logins per client address across usernames
+and per username across addresses; once either reaches the limit, every login
+from that address or for that username is refused for the cool-off, with this page
+(HTTP 429 and Retry-After).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import logging
+import math
 from typing import Any
 
-from django import forms
-from django.contrib.admin.forms import AdminAuthenticationForm
-from django.core.cache import cache
-
-logger = logging.getLogger(__name__)
-
-MAX_FAILURES = 5
-WINDOW_SECONDS = 15 * 60
+from axes.helpers import get_cool_off, get_failure_limit
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
 
 
-def _key(request: Any, username: str) -> str:
-    address = request.META.get("REMOTE_ADDR", "") if request is not None else ""
-    ident = hashlib.sha256(f"{address}|{username.lower()}".encode()).hexdigest()[:32]
-    return f"flagsvc:admin-login-failures:{ident}"
-
-
-class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
-    """After 5 failed logins for a username from one address, refuse it for 15 minutes."""
-
-    def clean(self) -> dict[str, Any]:
-        username = self.data.get("username", "")
-        key = _key(self.request, username)
-        try:
-            failures = cache.get(key, 0)
-        except Exception:  # no cache, no throttle: never lock everyone out
-            logger.warning("login throttle cache unavailable", exc_info=True)
-            failures = 0
-        if failures >= MAX_FAILURES:
-            raise forms.ValidationError(
-                "Too many failed logins for this account from your address. Wait 15 minutes, "
-                "or ask another admin to reset the password.",
-                code="throttled",
-            )
-        try:
-            return super().clean()
-        except forms.ValidationError:
-            try:
-                if not cache.add(key, 1, WINDOW_SECONDS):
-                    cache.incr(key)
-            except Exception:
-                logger.warning("login throttle cache unavailable", exc_info=True)
-            raise
+def lockout_response(
+    request: HttpRequest,
+    original_response: HttpResponse | None = None,
+    credentials: dict[str, Any] | None = None,
+) -> HttpResponse:
+    cool_off = get_cool_off(request)
+    seconds = math.ceil(cool_off.total_seconds()) if cool_off else 0
+    response = render(
+        request,
+        "admin/login_locked.html",
+        {
+            "failure_limit": get_failure_limit(request, credentials),
+            "cooloff_minutes": math.ceil(seconds / 60),
+            "until": timezone.now() + cool_off if cool_off else None,
+        },
+        status=429,
+    )
+    if seconds:
+        response["Retry-After"] = str(seconds)
+    return response

@@ -7,7 +7,6 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from flags.api.errors import api_not_found
-from flagsvc.admin_login import ThrottledAdminAuthenticationForm
 
 
 def django_ping(request: HttpRequest) -> JsonResponse:
@@ -15,7 +14,6 @@ def django_ping(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok", "component": "django"})
 
 
-admin.site.login_form = ThrottledAdminAuthenticationForm
 admin.site.site_header = "flagsvc"
 admin.site.site_title = "flagsvc admin"
 admin.site.index_title = "Flags, environments and the audit trail"

@@ -51,3 +51,18 @@ def test_check_deploy__production_settings__clean() -> None:
 def test_production__refuses_to_start_without_secrets(env: dict[str, str], message: str) -> None:
     result = manage("check", **env)
     assert result.returncode != 0 and message in result.stderr
+
+
+def test_admin_login_throttle__configured_from_the_environment() -> None:
+    result = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings as s; print(s.AXES_FAILURE_LIMIT, "
+        "s.AXES_COOLOFF_TIME.total_seconds(), s.AXES_LOCKOUT_PARAMETERS, "
+        "list(s.AXES_IPWARE_META_PRECEDENCE_ORDER))",
+        DEBUG="true",
+        ADMIN_LOGIN_FAILURE_LIMIT="4",
+        ADMIN_LOGIN_COOLOFF_MINUTES="2.5",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "4 150.0 ['ip_address', 'username'] ['REMOTE_ADDR']"

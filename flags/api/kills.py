@@ -32,12 +32,16 @@ from flags.api.auth import actor_for, principal_of
 from flags.api.base import ApiView
 from flags.api.errors import ApiNotFound
 from flags.api.http import reason_of
-from flags.api.permissions import AdminOnly, token_kinds
+from flags.api.permissions import (
+    FlagKillPermission,
+    FlagRestorePermission,
+    TriggerPermission,
+    model_permissions,
+)
 from flags.errors import ValidationFailed
 from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger
 from flags.tokens import token_digest
 
-KillScope = token_kinds(ApiToken.Kind.ADMIN, ApiToken.Kind.KILL)
 TRIGGER_FIRINGS_PER_MINUTE = 30
 UNKNOWN_TRIGGER_TRIES_PER_MINUTE = 60
 
@@ -189,7 +193,7 @@ def _valid(serializer_class: type[s.InputSerializer], request: Request) -> Any:
 
 
 class _FlagKillView(ApiView):
-    permission_classes = [KillScope]
+    permission_classes = [FlagKillPermission]
     action = "kill"
 
     def post(self, request: Request, key: str) -> Response:
@@ -232,6 +236,7 @@ class FlagKillView(_FlagKillView):
 
 
 class FlagRestoreView(_FlagKillView):
+    permission_classes = [FlagRestorePermission]
     action = "restore"
 
     @extend_schema(
@@ -249,7 +254,7 @@ class FlagRestoreView(_FlagKillView):
 
 
 class _TagKillView(ApiView):
-    permission_classes = [KillScope]
+    permission_classes = [FlagKillPermission]
     action = "kill"
 
     def post(self, request: Request) -> Response:
@@ -295,6 +300,7 @@ class TagKillView(_TagKillView):
 
 
 class TagRestoreView(_TagKillView):
+    permission_classes = [FlagRestorePermission]
     action = "restore"
 
     @extend_schema(
@@ -312,7 +318,7 @@ class TagRestoreView(_TagKillView):
 
 
 class KillListView(ApiView):
-    permission_classes = [KillScope]
+    permission_classes = [FlagKillPermission]
 
     @extend_schema(
         operation_id="kills_list",
@@ -405,7 +411,7 @@ TRIGGER_OUT = inline_serializer(
 
 
 class TriggerListView(ApiView):
-    permission_classes = [AdminOnly]
+    permission_classes = [TriggerPermission]
 
     @extend_schema(
         operation_id="triggers_list",
@@ -457,7 +463,7 @@ class TriggerListView(ApiView):
 
 
 class TriggerRevokeView(ApiView):
-    permission_classes = [AdminOnly]
+    permission_classes = [model_permissions(KillTrigger, POST="change")]
 
     @extend_schema(
         operation_id="triggers_revoke",

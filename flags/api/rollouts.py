@@ -18,7 +18,7 @@ from flags.api.auth import actor_for
 from flags.api.base import ApiView
 from flags.api.errors import ApiNotFound
 from flags.api.http import reason_of
-from flags.api.permissions import AdminOnly
+from flags.api.permissions import model_permissions
 from flags.api.views import REASON_HEADER_PARAMETER, _environment, _flag, _valid
 from flags.models import Environment, Flag, RolloutPlan
 from flags.selectors import rollout_plan_current, rollout_plan_document
@@ -176,7 +176,8 @@ CONFLICT = OpenApiResponse(
 
 
 class RolloutPlanView(ApiView):
-    permission_classes = [AdminOnly]
+    # PUT always makes a new plan; DELETE aborts one (plans are kept for the record).
+    permission_classes = [model_permissions(RolloutPlan, PUT="add", DELETE="change")]
 
     @extend_schema(
         operation_id="rollout_plans_get",
@@ -269,7 +270,11 @@ def _action_view(action: str, summary: str, description: str) -> type[ApiView]:
         return _act(request, key, environment, action)
 
     name = f"RolloutPlan{action.capitalize()}View"
-    return type(name, (ApiView,), {"permission_classes": [AdminOnly], "post": post})
+    return type(
+        name,
+        (ApiView,),
+        {"permission_classes": [model_permissions(RolloutPlan, POST="change")], "post": post},
+    )
 
 
 RolloutPlanPauseView = _action_view(

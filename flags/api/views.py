@@ -25,6 +25,7 @@ from flags.api.http import (
     expected_version_of,
     reason_of,
 )
+from flags.api.permissions import TokenPermission, model_permissions
 from flags.errors import ValidationFailed
 from flags.models import ApiToken, Environment, Flag, FlagState, Segment
 
@@ -98,6 +99,8 @@ CONFLICT = OpenApiResponse(description="Already exists; nothing changed.")
 
 
 class EnvironmentListView(ApiView):
+    permission_classes = [model_permissions(Environment)]
+
     @extend_schema(
         operation_id="environments_list",
         summary="List environments",
@@ -131,6 +134,8 @@ class EnvironmentListView(ApiView):
 
 
 class EnvironmentDetailView(ApiView):
+    permission_classes = [model_permissions(Environment)]
+
     @extend_schema(
         operation_id="environments_get", summary="An environment", responses=s.EnvironmentOut
     )
@@ -206,6 +211,7 @@ FLAG_LIST_PARAMETERS = [
 
 
 class FlagListView(ApiListView):
+    permission_classes = [model_permissions(Flag)]
     pagination_class = KeyCursorPagination
     serializer_class = s.FlagOut
 
@@ -242,6 +248,8 @@ ARCHIVED_CONFLICT = OpenApiResponse(description="The flag is archived (flag_arch
 
 
 class FlagDetailView(ApiView):
+    permission_classes = [model_permissions(Flag)]
+
     @extend_schema(
         operation_id="flags_get",
         summary="A flag with its full state in every environment",
@@ -289,6 +297,8 @@ def _archive(request: Request, key: str) -> Response:
 
 
 class FlagArchiveView(ApiView):
+    permission_classes = [model_permissions(Flag, POST="delete")]
+
     @extend_schema(
         operation_id="flags_archive",
         summary="Archive a flag: it leaves every snapshot (SDKs serve their defaults)",
@@ -303,6 +313,8 @@ class FlagArchiveView(ApiView):
 
 
 class FlagUnarchiveView(ApiView):
+    permission_classes = [model_permissions(Flag)]
+
     @extend_schema(
         operation_id="flags_unarchive",
         summary="Bring an archived flag back with the states it had",
@@ -345,6 +357,8 @@ def _state_response(state: FlagState, status_code: int = 200) -> Response:
 
 
 class FlagStateView(ApiView):
+    permission_classes = [model_permissions(FlagState)]
+
     @extend_schema(
         operation_id="flag_states_get",
         summary="A flag's state in one environment",
@@ -414,6 +428,8 @@ class FlagStateView(ApiView):
 
 
 class SegmentListView(ApiView):
+    permission_classes = [model_permissions(Segment)]
+
     @extend_schema(
         operation_id="segments_list",
         summary="An environment's segments",
@@ -448,6 +464,8 @@ class SegmentListView(ApiView):
 
 
 class SegmentDetailView(ApiView):
+    permission_classes = [model_permissions(Segment)]
+
     @extend_schema(operation_id="segments_get", summary="A segment", responses=s.SegmentOut)
     def get(self, request: Request, environment: str, key: str) -> Response:
         return Response(s.SegmentOut(_segment(_environment(environment), key)).data)
@@ -491,6 +509,8 @@ class SegmentDetailView(ApiView):
 
 
 class TokenListView(ApiView):
+    permission_classes = [TokenPermission]
+
     @extend_schema(
         operation_id="tokens_list",
         summary="List tokens (never their values)",
@@ -538,6 +558,8 @@ class TokenListView(ApiView):
 
 
 class TokenDetailView(ApiView):
+    permission_classes = [TokenPermission]
+
     @extend_schema(
         operation_id="tokens_get", summary="A token (never its value)", responses=s.TokenOut
     )
@@ -546,6 +568,8 @@ class TokenDetailView(ApiView):
 
 
 class TokenRevokeView(ApiView):
+    permission_classes = [model_permissions(ApiToken, POST="change")]
+
     @extend_schema(
         operation_id="tokens_revoke",
         summary="Revoke a token: it stops working everywhere",

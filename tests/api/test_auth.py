@@ -1,4 +1,4 @@
-"""Who may call the management API: bearer tokens, staff sessions, request ids in the audit."""
+"""Who may call the management API: bearer tokens, sessions, request ids in the audit."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_malformed_bearer_header__401(db: None, header: str) -> None:
     assert error_of(response)["code"] in ("invalid_token", "not_authenticated")
 
 
-def test_staff_session__acts_as_admin_and_is_the_audit_actor(
+def test_superuser_session__may_write_and_is_the_audit_actor(
     admin_client: Client, make_flag: Callable[..., Flag]
 ) -> None:
     make_flag("new-checkout")
