@@ -87,6 +87,7 @@ class Stack:
             "DJANGO_SETTINGS_MODULE": "flagsvc.settings",
             "DEBUG": "false",
             "SECRET_KEY": secrets.token_urlsafe(40),
+            "AUDIT_CHAIN_KEYS": "bench:" + secrets.token_urlsafe(32),
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DATABASE_URL": recreate_database(f"flagsvc_bench_{name}"),
             "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",

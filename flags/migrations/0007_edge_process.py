@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("flags", "0005_environment_revision"),
+        ("flags", "0006_environment_revision"),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ import flags.models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("flags", "0004_rollout_plan"),
+        ("flags", "0005_permissions"),
     ]
 
     operations = [
