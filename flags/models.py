@@ -374,3 +374,21 @@ class EdgeProcess(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class EmergencyRecord(models.Model):
+    """A journaled emergency kill or restore that has been written to the database.
+
+    Inserted in the same transaction as the audited kill it replays: its unique
+    entry id makes the replay happen exactly once, whichever process runs it.
+    """
+
+    entry_id = models.CharField(max_length=64, unique=True)
+    action = models.CharField(max_length=16)
+    flag_key = models.CharField(max_length=100)
+    environment_key = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.flag_key}@{self.environment_key} ({self.entry_id})"

@@ -625,10 +625,13 @@ def flag_kill(
     environment: Environment,
     reason: str,
     incident_id: uuid.UUID | None = None,
+    killed_at: datetime | None = None,
 ) -> KillOutcome:
     """Serve the off variant everywhere in ``environment`` now, keeping the definition.
 
-    Killing a killed flag writes nothing and returns the existing kill.
+    Killing a killed flag writes nothing and returns the existing kill. ``killed_at``
+    is for kills recorded after the fact (an emergency kill made while the
+    database was unreachable keeps the time the commander acted).
     """
     reason = _check_reason(reason, required=True, limit=MAX_KILL_REASON)
     environment, state = _locked_state(flag, environment)
@@ -637,7 +640,7 @@ def flag_kill(
     if state.flag.archived:
         raise FlagArchived(f"Flag {state.flag.key!r} is archived: SDKs no longer see it.")
     before = _state_record(state)
-    state.killed_at = timezone.now()
+    state.killed_at = killed_at or timezone.now()
     state.killed_by = actor.name
     state.kill_reason = reason
     state.kill_incident = incident_id or uuid.uuid4()

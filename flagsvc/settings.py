@@ -131,6 +131,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
+    # Fail fast when the database host does not answer (the default waits for the OS).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
     # A connection pool (psycopg_pool; Django checks connections on borrow): under ASGI every request's sync
     # code runs in a fresh thread, so Django's per-thread persistent connections would
     # reconnect on every request; a pool hands each one a warm connection instead.
@@ -138,7 +140,9 @@ else:
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
             "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
-            "timeout": 10,
+            # Short: a request waiting this long for a connection is told the database is
+            # unavailable (a kill then goes through Redis) instead of hanging.
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=3.0),
         }
     else:
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -13,6 +13,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, DataError, IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
@@ -128,6 +129,9 @@ def _describe(
     return str(code), str(detail), {}
 
 
+DATABASE_UNAVAILABLE = "database_unavailable"
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every error answers the one envelope."""
     headers: dict[str, str] = {}
@@ -149,6 +153,21 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         code, message, fields = _describe(exc, context)
         _set_rollback()
         return Response(error_body(code, message, fields), status=exc.status_code, headers=headers)
+    if isinstance(exc, DatabaseError) and not isinstance(exc, IntegrityError | DataError):
+        # A dependency is down, not a bug: say so, and when to try again. (Kills are
+        # then applied through Redis by the edge: see flags.emergency.)
+        logger.warning("database unreachable: %s", exc)
+        _set_rollback()
+        return Response(
+            error_body(
+                DATABASE_UNAVAILABLE,
+                "The database is unreachable, so nothing was changed. Try again shortly; "
+                "to kill a flag now, use a kill key or `manage.py kill` (emergency kills go "
+                "through Redis while the database is out).",
+            ),
+            status=503,
+            headers={"Retry-After": "5"},
+        )
     request = context.get("request")
     request_id = getattr(request, "request_id", "") if request is not None else ""
     logger.exception("unexpected error in %s", context.get("view").__class__.__name__)

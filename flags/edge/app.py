@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from flags.edge.emergency import KillRoute
 from flags.edge.fanout import Fanout
 from flags.edge.http import Edge
 from flags.edge.ratelimit import RateLimiter
@@ -73,6 +74,17 @@ def build_application(django_application: Any) -> Starlette:
         Route("/healthz", edge.healthz, methods=["GET", "HEAD"]),
         Route("/readyz", edge.readyz, methods=["GET", "HEAD"]),
         Route("/metrics", edge.metrics, methods=["GET"]),
+        # Kills and restores work while the database is out (through Redis, recorded later).
+        Route(
+            "/api/v1/flags/{key}/kill/",
+            RawASGI(KillRoute(django_application, edge.state, "kill")),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/v1/flags/{key}/restore/",
+            RawASGI(KillRoute(django_application, edge.state, "restore")),
+            methods=["POST"],
+        ),
         Mount(
             "/" + settings.STATIC_URL.strip("/"),
             app=StaticFiles(directory=settings.STATIC_ROOT, check_dir=False),

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 
-from flags import propagation, publish
+from flags import emergency, propagation, publish
 from flags.edge.state import (
     EdgeState,
     environment_identities,
@@ -26,6 +26,14 @@ from flags.edge.state import (
 from flags.tokens import live_token_principals
 
 logger = logging.getLogger("flags.edge")
+REPLAY_SECONDS = 1.0
+
+
+def database_ping() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 class Fanout:
@@ -40,6 +48,7 @@ class Fanout:
         self._tokens_lock = asyncio.Lock()
         self._last_verify = 0.0
         self._verify_task: asyncio.Future[None] | None = None
+        self._verify_again = False
         self.name = propagation.edge_name()
         self._report_due = asyncio.Event()
         announced = state.on_version
@@ -62,6 +71,8 @@ class Fanout:
         self.tasks = [asyncio.create_task(self._watch_versions(), name="edge-version-watch")]
         self.tasks.append(asyncio.create_task(self._flush_usage(), name="edge-token-usage"))
         self.tasks.append(asyncio.create_task(self._report(), name="edge-report"))
+        if self.redis_url:
+            self.tasks.append(asyncio.create_task(self._replay(), name="edge-journal-replay"))
         if self.redis_url:
             self.tasks.append(asyncio.create_task(self._listen_redis(), name="edge-redis-listener"))
 
@@ -123,18 +134,27 @@ class Fanout:
         asyncio.get_running_loop().run_in_executor(None, lambda: payload.gzip_body)
 
     def verify_soon(self) -> None:
-        """Compare with the database now rather than at the next watch (at most once a second)."""
-        now = time.monotonic()
-        if now - self._last_verify < 1.0:
+        """Compare with the database now rather than at the next watch (at most once a second;
+        a request made meanwhile is kept, never dropped)."""
+        if self._verify_task is not None and not self._verify_task.done():
+            self._verify_again = True
             return
-        self._last_verify = now
-        self._verify_task = asyncio.ensure_future(self._verify())
+        delay = max(0.0, 1.0 - (time.monotonic() - self._last_verify))
+        self._verify_task = asyncio.ensure_future(self._verify(delay))
 
-    async def _verify(self) -> None:
-        try:
-            await self.resync()
-        except Exception:
-            logger.warning("edge verification against the database failed", exc_info=True)
+    async def _verify(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        while True:
+            self._last_verify = time.monotonic()
+            self._verify_again = False
+            try:
+                await self.resync()
+            except Exception:
+                logger.warning("edge verification against the database failed", exc_info=True)
+                self._verify_again = True  # the database may be out: try again
+            if not self._verify_again:
+                return
+            await asyncio.sleep(1.0)
 
     async def _fetch(
         self, environment: str, identity: publish.Identity
@@ -287,6 +307,38 @@ class Fanout:
             except Exception:
                 logger.warning("could not report to the edge registry", exc_info=True)
                 await asyncio.sleep(propagation.HEARTBEAT_SECONDS)
+
+    async def _replay(self) -> None:
+        """Record kills made while the database was out, as soon as it is back (every process tries).
+
+        Also tells this process, within a second, whether its database answers.
+        """
+        failing = False
+        while True:
+            await asyncio.sleep(REPLAY_SECONDS)
+            try:
+                await run_db(database_ping)
+                self.state.database_ok = True
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.state.database_ok = False
+                continue
+            try:
+                if not await asyncio.get_running_loop().run_in_executor(
+                    None, emergency.journal_pending
+                ):
+                    continue
+                recorded = await run_db(emergency.journal_replay)
+                if recorded:
+                    logger.warning("recorded %d emergency change(s) in the database", recorded)
+                failing = False
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                if not failing:  # once per outage, not every few seconds
+                    logger.warning("emergency journal waits for the database: %s", error)
+                failing = True
 
     async def _flush_usage(self) -> None:
         while True:

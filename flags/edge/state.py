@@ -211,6 +211,9 @@ class EdgeState:
         )
         self._loading: dict[str, asyncio.Future[EnvironmentSnapshot | None]] = {}
         self.used_digests: dict[str, float] = {}
+        # False while this process's database calls fail: kills then go through Redis
+        # at once (flags.edge.emergency) instead of waiting for the database first.
+        self.database_ok = True
         self.on_version: Callable[[str, int], None] = lambda environment, version: None
         self.on_streams: Callable[[str, int], None] = lambda environment, count: None
 

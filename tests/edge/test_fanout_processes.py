@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +45,11 @@ class _Edge:
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
 
 
-@pytest.fixture
-def two_workers(world: dict[str, Any], settings: Any) -> Any:
-    if not os.environ.get("REDIS_URL"):
-        pytest.skip("needs Redis: set REDIS_URL")
-    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-    settings.REDIS_URL = REDIS_TEST_URL
+@contextlib.contextmanager
+def web_workers(
+    redis_url: str, workers: int = 2, ready_path: str = "/readyz", **extra_env: str
+) -> Iterator[_Edge]:
+    """The production server (flagsvc.serve, N processes) on the test database and ``redis_url``."""
     db = connection.settings_dict
     port = _free_port()
     env = {
@@ -58,22 +59,20 @@ def two_workers(world: dict[str, Any], settings: Any) -> Any:
         "SECRET_KEY": secrets.token_urlsafe(32),
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "REDIS_URL": REDIS_TEST_URL,
+        "REDIS_URL": redis_url,
         "EDGE_WATCH_SECONDS": "60",  # only pub/sub can be this fast
         "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback
+        **extra_env,
     }
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "flagsvc.asgi:application",
+            "flagsvc.serve",
             "--port",
             str(port),
             "--workers",
-            "2",
-            "--log-level",
-            "warning",
+            str(workers),
             "--timeout-graceful-shutdown",
             "1",
         ],
@@ -82,29 +81,47 @@ def two_workers(world: dict[str, Any], settings: Any) -> Any:
         start_new_session=True,
     )
     edge = _Edge(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{edge.url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.2)
-    yield edge
-    os.killpg(process.pid, signal.SIGTERM)
-    process.wait(timeout=20)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{edge.url}{ready_path}", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the web server did not start"
+            time.sleep(0.2)
+        yield edge
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+
+
+@pytest.fixture
+def two_workers(world: dict[str, Any], settings: Any) -> Iterator[_Edge]:
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("needs Redis: set REDIS_URL")
+    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+    settings.REDIS_URL = REDIS_TEST_URL
+    with web_workers(REDIS_TEST_URL) as edge:
+        yield edge
+
+
+def open_streams(edge: _Edge, token: str, count: int = 8) -> list[StreamReader]:
+    """``count`` SSE readers, each past its opening event."""
+    readers = [StreamReader(edge, token) for _ in range(count)]  # type: ignore[arg-type]
+    deadline = time.monotonic() + 10
+    while not all(r.events for r in readers):
+        assert time.monotonic() < deadline, "the streams did not open"
+        time.sleep(0.02)
+    return readers
 
 
 def test_kill__reaches_streams_on_both_workers_through_redis(
     two_workers: _Edge, world: dict[str, Any]
 ) -> None:
-    readers = [StreamReader(two_workers, world["tokens"]["server"]) for _ in range(8)]  # type: ignore[arg-type]
+    readers = open_streams(two_workers, world["tokens"]["server"])
     try:
-        deadline = time.monotonic() + 10
-        while not all(r.events for r in readers):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
         started = time.monotonic()
         outcome = services.flag_kill(
             actor=world["actor"],

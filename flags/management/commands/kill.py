@@ -12,7 +12,9 @@ from flags.management.commands._environment_action import EnvironmentFlagCommand
 class Command(EnvironmentFlagCommand):
     help = "Kill a flag in an environment: every SDK serves its off variant. Rules stay intact."
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    action = "kill"
+
+    def act(self, options: dict[str, Any]) -> None:
         flag, environment, actor = self.resolve(options)
         try:
             outcome = services.flag_kill(

@@ -12,7 +12,9 @@ from flags.management.commands._environment_action import EnvironmentFlagCommand
 class Command(EnvironmentFlagCommand):
     help = "Restore a killed flag in an environment: its rules, targets and rollout apply again."
 
-    def handle(self, *args: Any, **options: Any) -> None:
+    action = "restore"
+
+    def act(self, options: dict[str, Any]) -> None:
         flag, environment, actor = self.resolve(options)
         try:
             outcome = services.flag_restore(

@@ -1,0 +1,160 @@
+"""A kill while the database is out: live everywhere within a second, recorded exactly once after."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from django.core.management import call_command
+from django.db import DatabaseError, connection
+
+from audit.models import AuditEvent
+from flags.models import EmergencyRecord, FlagState
+from tests.edge.test_fanout_processes import (
+    REDIS_TEST_URL,
+    _Edge,
+    _free_port,
+    open_streams,
+    web_workers,
+)
+
+pytestmark = [pytest.mark.postgres, pytest.mark.integration]
+
+KILL = "/api/v1/flags/new-checkout/kill/"
+OFREP = "/ofrep/v1/evaluate/flags/new-checkout"
+
+
+@contextlib.contextmanager
+def database_refusing_connections() -> Iterator[None]:
+    """What an outage looks like to the service: every connection to its database refused."""
+    name = connection.settings_dict["NAME"]
+    admin = psycopg.connect(
+        f"postgres://{connection.settings_dict['USER']}@127.0.0.1:5432/postgres", autocommit=True
+    )
+    connection.close()
+    try:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        yield
+    finally:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        admin.close()
+
+
+@pytest.fixture
+def workers(world: dict[str, Any], settings: Any) -> Iterator[_Edge]:
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("needs Redis: set REDIS_URL")
+    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+    settings.REDIS_URL = REDIS_TEST_URL
+    with web_workers(REDIS_TEST_URL) as edge:
+        deadline = time.monotonic() + 10  # both processes report what they serve
+        while len(redis.Redis.from_url(REDIS_TEST_URL).hkeys("flagsvc:edges")) < 2:
+            assert time.monotonic() < deadline, "the workers did not report"
+            time.sleep(0.1)
+        yield edge
+
+
+def kills_recorded() -> int:
+    """Counted once the test's own connections (terminated with the others) are replaced."""
+    deadline = time.monotonic() + 10
+    while True:
+        connection.close()
+        try:
+            return AuditEvent.objects.filter(action="flag.kill", flag_key="new-checkout").count()
+        except DatabaseError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
+def test_kill_with_the_database_down__live_on_every_stream_within_a_second_then_recorded_once(
+    workers: _Edge, world: dict[str, Any]
+) -> None:
+    readers = open_streams(workers, world["tokens"]["server"])
+    try:
+        with database_refusing_connections():
+            started = time.monotonic()
+            with workers.client(world["tokens"]["kill"]) as client:
+                response = client.post(
+                    KILL, json={"environment": "production", "reason": "db on fire"}
+                )
+            answer = response.json()
+            assert response.status_code == 200, answer
+            assert answer["emergency"] is True and answer["durable"] is False
+            assert "durable record is PENDING" in answer["message"]
+            assert answer["propagation"]["message"].startswith("confirmed by ")
+            version = answer["environment_version"]
+            while not all(
+                any(data.get("version") == version for *_, data in r.events) for r in readers
+            ):
+                assert time.monotonic() - started < 1.0, "a stream did not get the kill in 1 s"
+                time.sleep(0.005)
+            to_every_stream = time.monotonic() - started
+            with workers.client(world["tokens"]["server"]) as client:
+                for _ in range(4):  # both processes
+                    evaluated = client.post(OFREP, json={"context": {"targetingKey": "u1"}})
+                    assert evaluated.json()["reason"] == "DISABLED"
+            back = time.monotonic()
+        # The database is back: the kill is written to it and to the audit trail, once.
+        deadline = time.monotonic() + 15
+        while True:
+            connection.close()
+            with contextlib.suppress(Exception):
+                if FlagState.objects.filter(
+                    flag__key="new-checkout", environment__key="production", killed_at__isnull=False
+                ).exists():
+                    break
+            assert time.monotonic() < deadline, "the emergency kill was never recorded"
+            time.sleep(0.1)
+        replayed = time.monotonic() - back
+        time.sleep(1.5)  # every process has had its turn at the journal
+        assert kills_recorded() == 1
+        print(
+            f"emergency kill: every stream in {to_every_stream * 1000:.0f} ms; "
+            f"recorded {replayed:.1f} s after the database returned"
+        )
+        event = AuditEvent.objects.get(action="flag.kill", flag_key="new-checkout")
+        assert event.actor == "kill-key" and "db on fire" in event.reason
+        assert "emergency kill" in event.reason
+        assert EmergencyRecord.objects.count() == 1
+        assert redis.Redis.from_url(REDIS_TEST_URL).xlen("flagsvc:journal") == 0
+        out = io.StringIO()
+        call_command("audit_verify", stdout=out)
+        assert "OK" in out.getvalue() or "ok" in out.getvalue().lower()
+        # Every process converges on the database's version of the kill.
+        with workers.client(world["tokens"]["server"]) as client:
+            deadline = time.monotonic() + 10
+            while client.get("/api/v1/sdk/snapshot/").json()["revision"].startswith("em"):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def test_kill_with_the_database_and_redis_down__503_naming_the_last_resort(
+    world: dict[str, Any], settings: Any
+) -> None:
+    dead_redis = f"redis://127.0.0.1:{_free_port()}/0"
+    settings.REDIS_URL = dead_redis
+    with web_workers(dead_redis, ready_path="/healthz", EDGE_FALLBACK_WATCH_SECONDS="0.2") as edge:
+        time.sleep(2)  # the processes load their keys and snapshots from the database
+        with database_refusing_connections(), edge.client(world["tokens"]["kill"]) as client:
+            response = client.post(KILL, json={"environment": "production", "reason": "x"})
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    error = response.json()["error"]
+    assert error["code"] == "database_and_cache_unavailable"
+    assert "nothing was changed" in error["message"] and "docs/runbook.md" in error["message"]
+    assert kills_recorded() == 0
