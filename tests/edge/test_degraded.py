@@ -63,6 +63,10 @@ def test_redis_down__kill_commits_and_services_still_converge(
         assert polled.status_code == 200 and polled.json()["version"] == version
         assert polled.json()["flags"]["new-checkout"]["kill"]["reason"] == "Redis is down too"
         assert time.monotonic() - started < 5
+        # ...and the instance stays in rotation, saying what is degraded
+        ready = live_edge.client().get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"database": "ok", "cache": "down", "broker": "ok"}
     finally:
         stream.close()
 
