@@ -99,6 +99,22 @@ def test_readyz__no_environments_yet__ready(live_edge: LiveEdge) -> None:
     assert response.json()["status"] == "ready"
 
 
+def test_readyz__slow_dependencies_and_a_lost_redis_subscription__degraded_but_ready(
+    live_edge: LiveEdge, world: dict[str, Any], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(readiness, "SLOW_SECONDS", 0.0)  # every answer counts as slow
+    assert live_edge.client().get("/readyz").json() == {
+        "status": "ready",
+        "checks": {"database": "degraded", "cache": "degraded", "broker": "degraded"},
+    }
+    monkeypatch.undo()
+    if settings.REDIS_URL:  # Redis answers, but this process lost its subscription
+        monkeypatch.setattr(live_edge.application.state.fanout, "redis_healthy", False)
+        response = live_edge.client().get("/readyz")
+        assert response.status_code == 200
+        assert response.json()["checks"]["cache"] == "degraded"
+
+
 def hold_no_snapshot(live_edge: LiveEdge, monkeypatch: pytest.MonkeyPatch) -> None:
     """The process as it is before its first snapshot arrives (and none arrives meanwhile)."""
     state = live_edge.application.state.edge.state
