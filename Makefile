@@ -11,27 +11,29 @@ RUN_ENV := DEBUG=true
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	@echo "[make] creating the virtualenv $(VENV) with $(PYTHON)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "[make] upgrading pip in $(VENV)"
+	@$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e .
+	@echo "[make] installing flagsvc and its dependencies into $(VENV) (pip; about a minute the first time)"
+	@$(PY) -m pip install --quiet -e .
 	@rm -f $(VENV)/.installed-* ; touch $@
 
 $(DEV_STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[dev]'
+	@echo "[make] installing flagsvc with the development tools into $(VENV) (pip; a few minutes the first time)"
+	@$(PY) -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-* ; touch $(STAMP) $@
 
 install: $(STAMP)
 install-dev: $(DEV_STAMP)
 
-## run: the whole platform on embedded defaults (SQLite, in-process cache, filesystem broker), with demo data
+## run: the whole platform on embedded defaults (SQLite, in-process cache, filesystem broker), with
+## demo data and development keys; flagsvc.run says what it does at each step (see its docstring)
 run: $(STAMP)
-	@mkdir -p var
-	$(RUN_ENV) $(PY) manage.py migrate --no-input
-	$(RUN_ENV) $(PY) manage.py collectstatic --no-input --verbosity 0
-	$(RUN_ENV) $(PY) manage.py seed_demo
-	$(RUN_ENV) $(PY) -m flagsvc.run
+	@echo "[make] $(VENV) is installed; starting flagsvc (python -m flagsvc.run)"
+	@$(RUN_ENV) $(PY) -m flagsvc.run
 
 ## test: the whole suite (SQLite unless DATABASE_URL is set)
 test: $(DEV_STAMP)

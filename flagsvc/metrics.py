@@ -48,6 +48,13 @@ OPEN_STREAMS = Gauge(
     ["environment"],
     multiprocess_mode="livesum",
 )
+DEPENDENCY_STATE = Gauge(
+    "flagsvc_dependency_state",
+    "1 for the state (ok, degraded, down) of each dependency at this process's last /readyz probe.",
+    ["dependency", "state"],
+    multiprocess_mode="livemax",
+)
+DEPENDENCY_STATES = ("ok", "degraded", "down")
 PUBLISHES = Counter(
     "flagsvc_snapshot_publishes_total", "Snapshots installed by this process.", ["environment"]
 )
@@ -70,6 +77,11 @@ class Observer:
             )
         counter.inc()
         self._histogram.observe(time.perf_counter() - started)
+
+
+def dependency_state(dependency: str, state: str) -> None:
+    for candidate in DEPENDENCY_STATES:
+        DEPENDENCY_STATE.labels(dependency, candidate).set(1 if candidate == state else 0)
 
 
 def exposition() -> tuple[bytes, str]:

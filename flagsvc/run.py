@@ -1,6 +1,12 @@
-"""`make run`'s supervisor: the ASGI server and a Celery worker with beat, stopped together on Ctrl-C.
+"""`make run`'s supervisor: prepares a development stack, then runs the ASGI server and a
+Celery worker with beat, stopped together on Ctrl-C.
 
 python -m flagsvc.run [--host 127.0.0.1] [--port 8000]
+
+Before starting them it writes the development settings to var/dev.env (which
+flagsvc/settings.py reads, so manage.py works in any terminal), migrates, collects
+static files, seeds the demo data and keeps development keys in var/dev-keys.env,
+saying what it does at each step.
 """
 
 from __future__ import annotations
@@ -15,6 +21,44 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The settings `make run` hands to a second terminal, when they are set here.
+SHARED_SETTINGS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_TASK_DEFAULT_QUEUE")
+
+
+def write_env_file(path: Path) -> None:
+    lines = [
+        "# Written by `make run` (flagsvc/run.py) on every start: its development settings,",
+        "# read by flagsvc/settings.py so `.venv/bin/python manage.py ...` works in any terminal.",
+        "# Variables set in the environment win over these. Never use this file in production.",
+        "DEBUG=true",
+        *(f"{name}={os.environ[name]}" for name in SHARED_SETTINGS if os.environ.get(name)),
+    ]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def say(message: str) -> None:
+    print(f"[run] {message}", flush=True)
+
+
+def prepare(var_dir: Path, base_url: str) -> None:
+    """Settings file, database, static files, demo data and keys: one line per step."""
+    env_file = Path(os.environ.get("FLAGSVC_ENV_FILE") or var_dir / "dev.env")
+    say(f"writing the development settings to {env_file} (manage.py reads them)")
+    write_env_file(env_file)
+    where = os.environ.get("DATABASE_URL", "").split("@")[-1] or f"{var_dir}/flagsvc.sqlite3"
+    steps = [
+        (f"migrating the database ({where})", ["migrate", "--no-input", "--verbosity", "0"]),
+        ("collecting static files", ["collectstatic", "--no-input", "--verbosity", "0"]),
+        ("seeding the demo data (environments, flags, admin login)", ["seed_demo"]),
+        (
+            f"development keys (kept in {var_dir / 'dev-keys.env'})",
+            ["dev_keys", "--url", base_url, "--file", str(var_dir / "dev-keys.env")],
+        ),
+    ]
+    for message, command in steps:
+        say(message)
+        subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, check=True)
 
 
 def _wait_until_up(url: str, processes: list[subprocess.Popen[bytes]], timeout: float = 60) -> bool:
@@ -39,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flagsvc.settings")
     var_dir = Path(os.environ.get("FLAGSVC_VAR_DIR", ROOT / "var"))
     var_dir.mkdir(parents=True, exist_ok=True)
+    base = f"http://{args.host}:{args.port}"
+    try:
+        prepare(var_dir, base)
+    except subprocess.CalledProcessError as error:
+        say(f"`manage.py {error.cmd[2]}` failed (exit status {error.returncode}); see above")
+        return 1
     python = sys.executable
     commands = {
         "web": [
@@ -87,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
                 process.wait()
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    base = f"http://{args.host}:{args.port}"
     try:
         if _wait_until_up(f"{base}/healthz", processes):
             password_file = var_dir / "admin-password.txt"
@@ -96,10 +145,20 @@ def main(argv: list[str] | None = None) -> int:
                 if password_file.exists()
                 else "(run manage.py seed_demo)"
             )
+            keys_file = var_dir / "dev-keys.env"
+            keys = "".join(
+                f"[run]     {line.removeprefix('export ')}\n"
+                for line in (keys_file.read_text().splitlines() if keys_file.exists() else [])
+                if line.startswith("export FLAGSVC_") and "FLAGSVC_URL=" not in line
+            )
             print(
                 f"\n[run] flagsvc is up.\n"
                 f"[run]   admin:  {base}/admin/   login: admin / {password}\n"
                 f"[run]   health: {base}/healthz\n"
+                f"[run]   development keys (production), also in {keys_file}:\n{keys}"
+                f"[run]   in another terminal, from {ROOT}:\n"
+                f"[run]     source {keys_file}   # FLAGSVC_URL and the keys, as docs/runbook.md uses them\n"
+                f'[run]     .venv/bin/python manage.py kill new-checkout -e production -r "why"\n'
                 f"[run] Ctrl-C stops the web server and the worker.\n",
                 flush=True,
             )

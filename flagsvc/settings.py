@@ -5,6 +5,7 @@ Development defaults apply only when DEBUG is on (``make run`` turns it on);
 with DEBUG off the process refuses to start without SECRET_KEY and ALLOWED_HOSTS.
 """
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +15,13 @@ from django.core.exceptions import ImproperlyConfigured
 from audit.keys import parse_chain_keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+_VAR_DIR_DEFAULT = os.environ.get("FLAGSVC_VAR_DIR", str(BASE_DIR / "var"))
+# `make run` writes its development settings to var/dev.env (flagsvc/run.py), so that
+# manage.py in a second terminal uses the same ones. Real environment variables win;
+# FLAGSVC_ENV_FILE names another file, or none when empty.
+ENV_FILE = os.environ.get("FLAGSVC_ENV_FILE", str(Path(_VAR_DIR_DEFAULT) / "dev.env"))
+if ENV_FILE and Path(ENV_FILE).is_file():
+    environ.Env.read_env(ENV_FILE)
 VAR_DIR = Path(environ.Env().str("FLAGSVC_VAR_DIR", default=str(BASE_DIR / "var")))
 
 env = environ.Env(

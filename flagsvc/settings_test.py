@@ -7,6 +7,7 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 # Inherited by the production-settings processes tests start, like SECRET_KEY.
 os.environ.setdefault("AUDIT_CHAIN_KEYS", "test:test-only-audit-chain-key-not-for-production")
+os.environ.setdefault("FLAGSVC_ENV_FILE", "")  # never a developer's `make run` settings
 
 from flagsvc.settings import *  # noqa: F403
 from flagsvc.settings import DATABASES, REDIS_URL

@@ -22,7 +22,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from flags.edge.ratelimit import RateLimiter
-from flags.edge.state import EdgeState, Subscriber, ofrep_success, run_db, sse_event
+from flags.edge.readiness import readiness
+from flags.edge.state import EdgeState, Subscriber, ofrep_success, sse_event
 from flags.engine import Reason
 from flags.publish import json_bytes, json_loads
 from flags.tokens import TokenPrincipal
@@ -353,16 +354,11 @@ class Edge:
         return Response(_HEALTHZ, media_type=JSON)
 
     async def readyz(self, request: Request) -> Response:
-        checks = await readiness_checks(self)
-        down = [name for name, outcome in checks.items() if outcome != "ok"]
-        body: dict[str, Any] = {"status": "ready" if not down else "unavailable", "checks": checks}
-        if down:
-            body["error"] = {
-                "code": "not_ready",
-                "message": f"Unreachable: {', '.join(down)}.",
-                "fields": {},
-            }
-        return Response(json.dumps(body).encode(), 503 if down else 200, media_type=JSON)
+        # 200 while this process can serve SDK reads, whatever is degraded (see readiness).
+        outcome = await readiness(self.state, getattr(request.app.state, "fanout", None))
+        return Response(
+            json.dumps(outcome.body()).encode(), 200 if outcome.serving else 503, media_type=JSON
+        )
 
     async def metrics(self, request: Request) -> Response:
         body, content_type = metrics.exposition()
@@ -447,42 +443,3 @@ class SSEStream:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher
-
-
-async def readiness_checks(edge: Edge) -> dict[str, str]:
-    """Database, cache and broker, each 'ok' or what went wrong (checked concurrently, bounded)."""
-
-    def database() -> str:
-        from django.db import connection
-
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return "ok"
-
-    def cache() -> str:
-        if not settings.REDIS_URL:
-            return "ok"
-        from flags import publish
-
-        store = publish.store()
-        store.client.ping()  # type: ignore[union-attr]
-        return "ok"
-
-    def broker() -> str:
-        from flagsvc.celery import app
-
-        with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=2)
-        return "ok"
-
-    async def check(function: Any) -> str:
-        try:
-            return await asyncio.wait_for(run_db(function), timeout=3)
-        except TimeoutError:
-            return "timed out"
-        except Exception as error:
-            return f"error: {type(error).__name__}: {str(error)[:200]}"
-
-    names = ("database", "cache", "broker")
-    results = await asyncio.gather(*(check(f) for f in (database, cache, broker)))
-    return dict(zip(names, results, strict=True))

@@ -1,16 +1,21 @@
-"""The kill switch when parts of the platform are down: Redis unreachable, web tier down."""
+"""The kill switch and readiness when parts of the platform are down: Redis, the database, the web tier."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from audit.models import AuditEvent
@@ -20,6 +25,12 @@ from tests.edge.test_stream import StreamReader
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOSED_PORT_REDIS = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -63,6 +74,10 @@ def test_redis_down__kill_commits_and_services_still_converge(
         assert polled.status_code == 200 and polled.json()["version"] == version
         assert polled.json()["flags"]["new-checkout"]["kill"]["reason"] == "Redis is down too"
         assert time.monotonic() - started < 5
+        # ...and the instance stays in rotation, saying what is degraded
+        ready = live_edge.client().get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"database": "ok", "cache": "down", "broker": "ok"}
     finally:
         stream.close()
 
@@ -120,3 +135,125 @@ def test_web_tier_down__manage_py_kill_works_with_only_the_database(
     assert AuditEvent.objects.filter(
         action="flag.kill", actor="oncall@laptop", actor_kind="cli"
     ).exists()
+
+
+class DatabaseLink:
+    """A TCP forwarder to the database that a test can cut, as a network partition would."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                upstream = socket.create_connection(self.target)
+                self.sockets += [client, upstream]
+                for source, target in ((client, upstream), (upstream, client)):
+                    threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+
+    def cut(self) -> None:
+        """Refuse new connections and break the open ones."""
+        with contextlib.suppress(OSError):  # wakes the accepting thread; close() alone would not
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+@pytest.fixture
+def database_link(transactional_db: None) -> Iterator[DatabaseLink]:
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    link = DatabaseLink(connection.settings_dict["HOST"] or "127.0.0.1", 5432)
+    yield link
+    link.cut()
+
+
+def start_web(link: DatabaseLink, tmp_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    db = connection.settings_dict
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "flagsvc.settings",
+        "DEBUG": "false",
+        "SECRET_KEY": "readiness-test",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "FLAGSVC_ENV_FILE": "",
+        "FLAGSVC_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"postgres://{db['USER']}@127.0.0.1:{link.port}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+    }
+    web = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "flagsvc.asgi:application", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: _answers(f"{url}/healthz"), timeout=30)
+    return web, url
+
+
+def _answers(url: str) -> bool:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(url, timeout=1).status_code == 200
+    return False
+
+
+def readyz(url: str) -> httpx.Response:
+    return httpx.get(f"{url}/readyz", timeout=10)
+
+
+def test_database_cut_after_start_up__readyz_200_with_database_down_and_sdk_reads_served(
+    database_link: DatabaseLink, world: dict[str, Any], tmp_path: Path
+) -> None:
+    # Given a web process that loaded its snapshots through the link
+    web, url = start_web(database_link, tmp_path)
+    try:
+        assert readyz(url).json()["checks"]["database"] == "ok"
+        server_key = {"Authorization": f"Bearer {world['tokens']['server']}"}
+        assert httpx.get(f"{url}/api/v1/sdk/snapshot/", headers=server_key).status_code == 200
+
+        # When the database becomes unreachable
+        database_link.cut()
+
+        # Then the instance stays ready, says the database is down, and still serves SDK reads
+        wait_for(lambda: readyz(url).json()["checks"]["database"] == "down", timeout=15)
+        response = readyz(url)
+        assert response.status_code == 200
+        assert response.json()["status"] == "ready"
+        assert httpx.get(f"{url}/api/v1/sdk/snapshot/", headers=server_key).status_code == 200
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'flagsvc_dependency_state{dependency="database",state="down"} 1.0' in metrics
+    finally:
+        web.terminate()
+        web.wait(timeout=20)
+
+
+def test_database_unreachable_before_any_snapshot__readyz_503(
+    database_link: DatabaseLink, world: dict[str, Any], tmp_path: Path
+) -> None:
+    database_link.cut()
+    web, url = start_web(database_link, tmp_path)
+    try:
+        response = readyz(url)
+        assert response.status_code == 503, response.text
+        assert response.json()["checks"]["database"] == "down"
+        assert "database is unreachable" in response.json()["error"]["message"]
+    finally:
+        web.terminate()
+        web.wait(timeout=20)
