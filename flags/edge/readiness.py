@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, connection
 
-from flags.edge.state import EdgeState, environment_versions
+from flags.edge.state import EdgeState, environment_identities
 from flagsvc import metrics
 
 logger = logging.getLogger("flags.edge")
@@ -57,7 +57,7 @@ class Readiness:
 def _database() -> list[str]:
     close_old_connections()
     try:
-        return list(environment_versions())
+        return list(environment_identities())
     finally:
         connection.close()
 
