@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection
 
 from audit.models import AuditEvent
+from flags import propagation
 from flags.models import EmergencyRecord, FlagState
 from tests.edge.test_fanout_processes import (
     REDIS_TEST_URL,
@@ -158,3 +159,37 @@ def test_kill_with_the_database_and_redis_down__503_naming_the_last_resort(
     assert error["code"] == "database_and_cache_unavailable"
     assert "nothing was changed" in error["message"] and "docs/runbook.md" in error["message"]
     assert kills_recorded() == 0
+
+
+def test_cli_kill_emergency__applied_through_redis_then_recorded_once(
+    live_edge: Any, world: dict[str, Any], settings: Any
+) -> None:
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis (REDIS_URL)")
+    deadline = time.monotonic() + 10
+    while not propagation.reports():  # the in-process edge has reported what it serves
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    out = io.StringIO()
+    call_command(
+        "kill",
+        "new-checkout",
+        "-e",
+        "production",
+        "-r",
+        "from the bastion",
+        "--emergency",
+        stdout=out,
+    )
+    assert "EMERGENCY: KILLED new-checkout in production through Redis" in out.getvalue()
+    assert "Its durable record is PENDING" in out.getvalue()
+    assert "Propagation: confirmed by 1 of 1 edge processes" in out.getvalue()
+    # The edge's replay loop records it (the database is up here) — once.
+    deadline = time.monotonic() + 10
+    while kills_recorded() == 0:
+        assert time.monotonic() < deadline, "the journal was not replayed"
+        time.sleep(0.1)
+    time.sleep(1.5)
+    assert kills_recorded() == 1
+    state = FlagState.objects.get(flag__key="new-checkout", environment__key="production")
+    assert state.killed and "from the bastion" in state.kill_reason
