@@ -10,10 +10,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flags.edge import http
 from flags.edge.fanout import Fanout
 from flags.edge.http import Edge
 from flags.edge.ratelimit import RateLimiter
@@ -34,14 +38,89 @@ class RawASGI:
 
 
 def build_edge() -> tuple[Edge, Fanout]:
-    state = EdgeState()
+    state = EdgeState(key_lookups_per_second=settings.SDK_UNKNOWN_KEY_LOOKUPS_PER_SECOND)
     state.on_version = lambda environment, version: metrics.SNAPSHOT_VERSION.labels(
         environment
     ).set(version)
     state.on_streams = lambda environment, count: metrics.OPEN_STREAMS.labels(environment).set(
         count
     )
-    return Edge(state, RateLimiter(settings.SDK_RATE_LIMIT_PER_SECOND)), Fanout(state)
+    limiters = {
+        "server": RateLimiter(settings.SDK_RATE_LIMIT_SERVER_PER_SECOND),
+        "client": RateLimiter(settings.SDK_RATE_LIMIT_CLIENT_PER_SECOND),
+    }
+    return Edge(state, limiters), Fanout(state)
+
+
+# Probes reach these by the pod's address, which is rarely in ALLOWED_HOSTS; they reflect
+# no Host and reveal nothing a host check would protect.
+HOST_AGNOSTIC_PATHS = frozenset({"/healthz", "/readyz"})
+
+
+class AllowedHosts:
+    """Django's ALLOWED_HOSTS check (same patterns: ``*``, ``.example.com``, ports) for every
+    path the edge answers itself; a request for another host gets a JSON 400."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in HOST_AGNOSTIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
+        domain, _port = split_domain_port(host)
+        allowed = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not allowed:  # as Django's HttpRequest.get_host
+            allowed = [".localhost", "127.0.0.1", "[::1]"]
+        if domain and validate_host(domain, allowed):
+            await self.app(scope, receive, send)
+            return
+        error = http.EdgeError(
+            400,
+            "invalid_host",
+            f"Host {host[:100]!r} is not served here; use one of the names in ALLOWED_HOSTS.",
+        )
+        await http.api_error(error)(scope, receive, send)
+
+
+class CloseAfterUnreadBody:
+    """Answers that leave a request body unread close the connection.
+
+    Otherwise the server keeps reading (and discarding) the rest of the body to reuse
+    the connection: a refused 20 MB upload would still be uploaded in full.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"0").strip()
+        body_left = (length.isdigit() and int(length) > 0) or b"transfer-encoding" in headers
+        if not body_left:  # most SDK requests: nothing to watch
+            await self.app(scope, receive, send)
+            return
+
+        async def receive_body() -> Message:
+            nonlocal body_left
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_left = False
+            return message
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and body_left:
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"connection", b"close")],
+                }
+            await send(message)
+
+        await self.app(scope, receive_body, send_closing)
 
 
 def build_application(django_application: Any) -> Starlette:
@@ -80,7 +159,11 @@ def build_application(django_application: Any) -> Starlette:
         ),
         Mount("/", app=django_application),
     ]
-    application = Starlette(routes=routes, lifespan=lifespan)
+    application = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(CloseAfterUnreadBody), Middleware(AllowedHosts)],
+    )
     application.state.edge = edge
     application.state.fanout = fanout
     return application
@@ -89,5 +172,7 @@ def build_application(django_application: Any) -> Starlette:
 async def _sync_rate_limits(edge: Edge, fanout: Fanout) -> None:
     while True:
         await asyncio.sleep(0.25)
-        with contextlib.suppress(Exception):
-            await edge.limiter.sync(fanout._redis if fanout.redis_healthy else None)
+        for limiter in (*edge.limiters.values(), edge.state.key_lookups):
+            with contextlib.suppress(Exception):
+                await limiter.sync(fanout._redis if fanout.redis_healthy else None)
+        http.bounded_refusals.flush_if_due()

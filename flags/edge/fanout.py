@@ -79,6 +79,11 @@ class Fanout:
             return
         if kind != "snapshot":
             return
+        if self._tokens_lock.locked():
+            # A revocation announced before this change closes its streams before the
+            # change is sent: the revoked key must never receive it.
+            async with self._tokens_lock:
+                pass
         environment, version = message["environment"], int(message["version"])
         current = self.state.current(environment)
         if current is not None and current.version >= version:
@@ -118,6 +123,10 @@ class Fanout:
 
     async def resync(self) -> None:
         """Compare every environment's version with the database; load what is newer."""
+        # Tokens first: a key revoked before a change must not receive that change.
+        fingerprint = await run_db(token_fingerprint)
+        if fingerprint != self._tokens_fingerprint or not self.state.tokens_loaded:
+            await self.reload_tokens()
         versions = await run_db(environment_versions)
         for environment, version in versions.items():
             current = self.state.current(environment)
@@ -129,9 +138,6 @@ class Fanout:
                         # No message carried a delta: work it out from the version we had.
                         delta = publish.snapshot_delta(current.document, snapshot.document)
                         self.state.announce(snapshot, delta)
-        fingerprint = await run_db(token_fingerprint)
-        if fingerprint != self._tokens_fingerprint or not self.state.tokens_loaded:
-            await self.reload_tokens()
 
     # -- background loops
 
