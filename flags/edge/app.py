@@ -63,32 +63,52 @@ class AllowedHosts:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Host header -> allowed, for the current ALLOWED_HOSTS (a few hosts in practice).
+        self.verdicts: dict[bytes, bool] = {}
+        self.verdicts_for: object = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in HOST_AGNOSTIC_PATHS:
             await self.app(scope, receive, send)
             return
-        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), "")
-        domain, _port = split_domain_port(host)
-        allowed = settings.ALLOWED_HOSTS
-        if settings.DEBUG and not allowed:  # as Django's HttpRequest.get_host
-            allowed = [".localhost", "127.0.0.1", "[::1]"]
-        if domain and validate_host(domain, allowed):
+        host = b""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+                break
+        if self.verdicts_for is not settings.ALLOWED_HOSTS:
+            self.verdicts, self.verdicts_for = {}, settings.ALLOWED_HOSTS
+        allowed = self.verdicts.get(host)
+        if allowed is None:
+            allowed = self.allowed(host.decode("latin-1"))
+            if len(self.verdicts) < 1000:
+                self.verdicts[host] = allowed
+        if allowed:
             await self.app(scope, receive, send)
             return
         error = http.EdgeError(
             400,
             "invalid_host",
-            f"Host {host[:100]!r} is not served here; use one of the names in ALLOWED_HOSTS.",
+            f"Host {host.decode('latin-1')[:100]!r} is not served here; "
+            "use one of the names in ALLOWED_HOSTS.",
         )
         await http.api_error(error)(scope, receive, send)
 
+    @staticmethod
+    def allowed(host: str) -> bool:
+        domain, _port = split_domain_port(host)
+        patterns = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not patterns:  # as Django's HttpRequest.get_host
+            patterns = [".localhost", "127.0.0.1", "[::1]"]
+        return bool(domain) and validate_host(domain, patterns)
+
 
 class CloseAfterUnreadBody:
-    """Answers that leave a request body unread close the connection.
+    """Answers that leave a large or chunked request body unread close the connection.
 
     Otherwise the server keeps reading (and discarding) the rest of the body to reuse
-    the connection: a refused 20 MB upload would still be uploaded in full.
+    the connection: a refused 20 MB upload would still be uploaded in full. A small
+    body (an ordinary OFREP context) is cheaper to discard than a new connection.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -98,10 +118,14 @@ class CloseAfterUnreadBody:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length", b"0").strip()
-        body_left = (length.isdigit() and int(length) > 0) or b"transfer-encoding" in headers
-        if not body_left:  # most SDK requests: nothing to watch
+        body_left = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                body_left = not value.isdigit() or int(value) > http.MAX_OFREP_BODY
+            elif name == b"transfer-encoding":
+                body_left = True
+                break
+        if not body_left:  # nearly every request: nothing worth watching
             await self.app(scope, receive, send)
             return
 

@@ -46,7 +46,7 @@ MAX_OFREP_BODY = 64 * 1024
 # An evaluation whose work bound (condition checks, EnvironmentSnapshot.evaluation_work)
 # times the context's size in bytes is at most this runs on the event loop; a bigger one
 # runs in a thread. Measured worst case at the budget: under a millisecond.
-INLINE_EVALUATION_BUDGET = 8_000
+INLINE_EVALUATION_BUDGET = 4_000
 MAX_INLINE_BULK_FLAGS = 100
 STREAM_RETRY_AFTER_SECONDS = 10
 

@@ -50,7 +50,7 @@ class RefusalLog:
         outcomes = ", ".join(f"{outcome}: {n}" for outcome, n in self.outcomes.most_common())
         top = ", ".join(f"{address}: {n}" for address, n in self.addresses.most_common(5))
         self.logger.warning(
-            "%d more SDK requests refused in the last %.0f s (%s) from %d addresses; most from: %s",
+            "%d more SDK requests refused in the last %.0f s (%s) from %d client address(es); most from: %s",
             total,
             self.interval,
             outcomes,

@@ -18,7 +18,7 @@ import redis
 from django.db import connection
 
 from flags import services
-from tests.edge.conftest import flag
+from tests.edge.conftest import flag, token_named
 from tests.edge.test_stream import StreamReader
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,6 +118,31 @@ def test_kill__reaches_streams_on_both_workers_through_redis(
             _, event, event_id, _ = reader.events[1]
             assert event == "patch" and int(event_id) == outcome.environment_version
         assert max(r.events[1][0] for r in readers) - started < 0.5
+    finally:
+        for reader in readers:
+            reader.close()
+
+
+def test_revoke__ends_the_key_streams_on_both_workers_within_a_second(
+    two_workers: _Edge, world: dict[str, Any]
+) -> None:
+    readers = [StreamReader(two_workers, world["tokens"]["server"]) for _ in range(8)]  # type: ignore[arg-type]
+    try:
+        deadline = time.monotonic() + 10
+        while not all(r.events for r in readers):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        started = time.monotonic()
+        services.token_revoke(actor=world["actor"], token=token_named("server-key"))
+        services.flag_kill(
+            actor=world["actor"],
+            flag=flag("new-checkout"),
+            environment=world["production"],
+            reason="after the revocation",
+        )
+        for reader in readers:
+            assert reader.ended.wait(timeout=max(0.0, 1.0 - (time.monotonic() - started)))
+        assert all([e[1] for e in r.events] == ["version"] for r in readers)
     finally:
         for reader in readers:
             reader.close()
