@@ -18,8 +18,8 @@ import redis
 from django.db import connection
 
 from flags import services
-from tests.edge.conftest import flag, token_named
-from tests.edge.test_stream import StreamReader
+from tests.edge.conftest import flag
+from tests.edge.test_stream import StreamReader, revoke_server_key_then_kill
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_TEST_URL = "redis://127.0.0.1:6379/14"
@@ -95,15 +95,24 @@ def two_workers(world: dict[str, Any], settings: Any) -> Any:
     process.wait(timeout=20)
 
 
+def open_streams(edge: _Edge, token: str, count: int = 8) -> list[StreamReader]:
+    """``count`` streams (spread over the workers by the kernel), each past its first event."""
+    readers = [StreamReader(edge, token) for _ in range(count)]  # type: ignore[arg-type]
+    deadline = time.monotonic() + 10
+    while not all(r.events for r in readers):
+        if time.monotonic() > deadline:
+            for reader in readers:
+                reader.close()
+            raise AssertionError("the streams did not open")
+        time.sleep(0.02)
+    return readers
+
+
 def test_kill__reaches_streams_on_both_workers_through_redis(
     two_workers: _Edge, world: dict[str, Any]
 ) -> None:
-    readers = [StreamReader(two_workers, world["tokens"]["server"]) for _ in range(8)]  # type: ignore[arg-type]
+    readers = open_streams(two_workers, world["tokens"]["server"])
     try:
-        deadline = time.monotonic() + 10
-        while not all(r.events for r in readers):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
         started = time.monotonic()
         outcome = services.flag_kill(
             actor=world["actor"],
@@ -126,20 +135,9 @@ def test_kill__reaches_streams_on_both_workers_through_redis(
 def test_revoke__ends_the_key_streams_on_both_workers_within_a_second(
     two_workers: _Edge, world: dict[str, Any]
 ) -> None:
-    readers = [StreamReader(two_workers, world["tokens"]["server"]) for _ in range(8)]  # type: ignore[arg-type]
+    readers = open_streams(two_workers, world["tokens"]["server"])
     try:
-        deadline = time.monotonic() + 10
-        while not all(r.events for r in readers):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        started = time.monotonic()
-        services.token_revoke(actor=world["actor"], token=token_named("server-key"))
-        services.flag_kill(
-            actor=world["actor"],
-            flag=flag("new-checkout"),
-            environment=world["production"],
-            reason="after the revocation",
-        )
+        started = revoke_server_key_then_kill(world)
         for reader in readers:
             assert reader.ended.wait(timeout=max(0.0, 1.0 - (time.monotonic() - started)))
         assert all([e[1] for e in r.events] == ["version"] for r in readers)

@@ -202,14 +202,8 @@ def test_stream__refused(
     assert reader.status == status
 
 
-def test_stream__key_revoked__stream_ends_within_a_second_and_never_gets_the_next_patch(
-    reader_factory: Any, world: dict[str, Any]
-) -> None:
-    # Given a server key's open stream
-    reader = reader_factory(world["tokens"]["server"])
-    other = reader_factory(world["tokens"]["client"])
-    wait_for(lambda: reader.events and other.events)
-    # When the key is revoked and a flag changes right after
+def revoke_server_key_then_kill(world: dict[str, Any]) -> float:
+    """Revoke the world's server key, then kill a flag right after; returns when it revoked."""
     revoked_at = time.monotonic()
     services.token_revoke(actor=world["actor"], token=token_named("server-key"))
     services.flag_kill(
@@ -218,6 +212,18 @@ def test_stream__key_revoked__stream_ends_within_a_second_and_never_gets_the_nex
         environment=world["production"],
         reason="after the revocation",
     )
+    return revoked_at
+
+
+def test_stream__key_revoked__stream_ends_within_a_second_and_never_gets_the_next_patch(
+    reader_factory: Any, world: dict[str, Any]
+) -> None:
+    # Given a server key's open stream
+    reader = reader_factory(world["tokens"]["server"])
+    other = reader_factory(world["tokens"]["client"])
+    wait_for(lambda: reader.events and other.events)
+    # When the key is revoked and a flag changes right after
+    revoked_at = revoke_server_key_then_kill(world)
     # Then its stream ends within a second, with no patch, while other keys' streams go on
     assert reader.ended.wait(timeout=1.0), "the revoked key's stream is still open"
     assert time.monotonic() - revoked_at < 1.0
