@@ -52,14 +52,16 @@ def build_edge() -> tuple[Edge, Fanout]:
     return Edge(state, limiters), Fanout(state)
 
 
-# Probes reach these by the pod's address, which is rarely in ALLOWED_HOSTS; they reflect
-# no Host and reveal nothing a host check would protect.
-HOST_AGNOSTIC_PATHS = frozenset({"/healthz", "/readyz"})
+# Probes and scrapers reach these by the pod's address, which ALLOWED_HOSTS rarely lists
+# (Kubernetes probes, Prometheus pod discovery); they take no key, put no Host in what
+# they answer, and belong to the network the operator controls.
+HOST_AGNOSTIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class AllowedHosts:
     """Django's ALLOWED_HOSTS check (same patterns: ``*``, ``.example.com``, ports) for every
-    path the edge answers itself; a request for another host gets a JSON 400."""
+    path but the probes: a request for another host gets a JSON 400 before any handler (the
+    edge's own, static files, or Django, which would refuse it the same way)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -18,16 +18,18 @@ def test_foreign_host__edge_path__400_naming_allowed_hosts(
     for response in (
         client.get(SNAPSHOT),
         client.post("/ofrep/v1/evaluate/flags", json={"context": {"targetingKey": "u"}}),
-        client.get("/metrics"),
+        client.get("/api/v1/sdk/stream/"),
+        client.get("/api/v1/flags/"),
     ):
         assert response.status_code == 400
         error = response.json()["error"]
         assert error["code"] == "invalid_host" and "ALLOWED_HOSTS" in error["message"]
 
 
-def test_foreign_host__health_probe__still_answers(live_edge: LiveEdge) -> None:
-    # Kubernetes probes use the pod's address as Host, which ALLOWED_HOSTS rarely lists
-    assert live_edge.client(Host="10.1.2.3:8000").get("/healthz").status_code == 200
+@pytest.mark.parametrize("path", ["/healthz", "/metrics"])
+def test_foreign_host__probes_and_scrapers__still_answered(live_edge: LiveEdge, path: str) -> None:
+    # Kubernetes probes and Prometheus use the pod's address as Host, rarely in ALLOWED_HOSTS
+    assert live_edge.client(Host="10.1.2.3:8000").get(path).status_code == 200
 
 
 @pytest.mark.parametrize(
