@@ -179,12 +179,15 @@ class EnvironmentSnapshot:
         the context's size this bounds the evaluation's time; the edge keeps small products
         on the event loop and sends the rest to a thread.
         """
-        work = self._evaluation_work.get(key)
-        if work is None:
-            work = self._evaluation_work[key] = self._work_of(key, 0)
-        return work
+        return self._work_of(key, 0)
 
     def _work_of(self, key: str, depth: int) -> int:
+        work = self._evaluation_work.get(key)  # a shared prerequisite is worked out once
+        if work is None:
+            work = self._evaluation_work[key] = self._own_work_of(key, depth)
+        return work
+
+    def _own_work_of(self, key: str, depth: int) -> int:
         compiled = self.engine.flags.get(key)
         if compiled is None or compiled.constant is not None or depth > MAX_PREREQUISITE_DEPTH:
             return 0
