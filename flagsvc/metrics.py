@@ -55,6 +55,17 @@ DEPENDENCY_STATE = Gauge(
     multiprocess_mode="livemax",
 )
 DEPENDENCY_STATES = ("ok", "degraded", "down")
+STREAM_REFUSALS = Counter(
+    "flagsvc_stream_refusals_total",
+    "SSE streams refused (429) because a cap was reached, by cap (per_key, per_process).",
+    ["cap"],
+)
+KEY_LOOKUPS = Counter(
+    "flagsvc_edge_key_lookups_total",
+    "Keys missing from the edge's token map, by outcome: looked up in the database, "
+    "refused from the negative cache, or throttled before any lookup.",
+    ["outcome"],
+)
 PUBLISHES = Counter(
     "flagsvc_snapshot_publishes_total", "Snapshots installed by this process.", ["environment"]
 )

@@ -30,7 +30,6 @@ env = environ.Env(
     CSRF_TRUSTED_ORIGINS=(list, []),
     LOG_LEVEL=(str, "INFO"),
     ROLLOUT_TICK_SECONDS=(float, 15.0),
-    SDK_RATE_LIMIT_PER_SECOND=(int, 100),
     STREAM_KEEPALIVE_SECONDS=(float, 15.0),
     EDGE_WATCH_SECONDS=(float, 5.0),
     EDGE_FALLBACK_WATCH_SECONDS=(float, 0.5),
@@ -168,13 +167,30 @@ if REDIS_URL:
         }
     }
 
-# The SDK edge (flags/edge): per-(key, client address) request limit (0 = none), stream
-# keep-alive interval, and how often each process checks the database for versions it
-# missed (slowly while Redis pub/sub is healthy, fast without it).
-SDK_RATE_LIMIT_PER_SECOND = env("SDK_RATE_LIMIT_PER_SECOND")
+# The SDK edge (flags/edge): stream keep-alive interval, and how often each process checks
+# the database for versions it missed (slowly while Redis pub/sub is healthy, fast without it).
 STREAM_KEEPALIVE_SECONDS = env("STREAM_KEEPALIVE_SECONDS")
 EDGE_WATCH_SECONDS = env("EDGE_WATCH_SECONDS")
 EDGE_FALLBACK_WATCH_SECONDS = env("EDGE_FALLBACK_WATCH_SECONDS")
+
+# SDK edge limits. Requests per second per (key, client address), by key kind (0 = none):
+# server keys serve busy services that evaluate remotely, client keys serve browsers,
+# many of them behind one NAT address. The older single SDK_RATE_LIMIT_PER_SECOND, when
+# set, is the default of both. A key missing from the edge's token map costs a database
+# lookup, so such lookups are limited per client address before they happen. Open SSE
+# streams are capped per key and per process (0 = no cap).
+_SDK_RATE_LIMIT_ANY_KIND = env.int("SDK_RATE_LIMIT_PER_SECOND", default=None)
+SDK_RATE_LIMIT_SERVER_PER_SECOND = env.int(
+    "SDK_RATE_LIMIT_SERVER_PER_SECOND",
+    default=2000 if _SDK_RATE_LIMIT_ANY_KIND is None else _SDK_RATE_LIMIT_ANY_KIND,
+)
+SDK_RATE_LIMIT_CLIENT_PER_SECOND = env.int(
+    "SDK_RATE_LIMIT_CLIENT_PER_SECOND",
+    default=200 if _SDK_RATE_LIMIT_ANY_KIND is None else _SDK_RATE_LIMIT_ANY_KIND,
+)
+SDK_UNKNOWN_KEY_LOOKUPS_PER_SECOND = env.int("SDK_UNKNOWN_KEY_LOOKUPS_PER_SECOND", default=5)
+STREAM_MAX_PER_KEY = env.int("STREAM_MAX_PER_KEY", default=2500)
+STREAM_MAX_PER_PROCESS = env.int("STREAM_MAX_PER_PROCESS", default=10000)
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}

@@ -10,10 +10,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flags.edge import http
 from flags.edge.emergency import KillRoute
 from flags.edge.fanout import Fanout
 from flags.edge.http import Edge
@@ -35,14 +39,115 @@ class RawASGI:
 
 
 def build_edge() -> tuple[Edge, Fanout]:
-    state = EdgeState()
+    state = EdgeState(key_lookups_per_second=settings.SDK_UNKNOWN_KEY_LOOKUPS_PER_SECOND)
     state.on_version = lambda environment, version: metrics.SNAPSHOT_VERSION.labels(
         environment
     ).set(version)
     state.on_streams = lambda environment, count: metrics.OPEN_STREAMS.labels(environment).set(
         count
     )
-    return Edge(state, RateLimiter(settings.SDK_RATE_LIMIT_PER_SECOND)), Fanout(state)
+    limiters = {
+        "server": RateLimiter(settings.SDK_RATE_LIMIT_SERVER_PER_SECOND),
+        "client": RateLimiter(settings.SDK_RATE_LIMIT_CLIENT_PER_SECOND),
+    }
+    return Edge(state, limiters), Fanout(state)
+
+
+# Probes and scrapers reach these by the pod's address, which ALLOWED_HOSTS rarely lists
+# (Kubernetes probes, Prometheus pod discovery); they take no key, put no Host in what
+# they answer, and belong to the network the operator controls.
+HOST_AGNOSTIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class AllowedHosts:
+    """Django's ALLOWED_HOSTS check (same patterns: ``*``, ``.example.com``, ports) for every
+    path but the probes: a request for another host gets a JSON 400 before any handler (the
+    edge's own, static files, or Django, which would refuse it the same way)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # Host header -> allowed, for the current ALLOWED_HOSTS (a few hosts in practice).
+        self.verdicts: dict[bytes, bool] = {}
+        self.verdicts_for: object = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in HOST_AGNOSTIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        host = b""
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+                break
+        if self.verdicts_for is not settings.ALLOWED_HOSTS:
+            self.verdicts, self.verdicts_for = {}, settings.ALLOWED_HOSTS
+        allowed = self.verdicts.get(host)
+        if allowed is None:
+            allowed = self.allowed(host.decode("latin-1"))
+            if len(self.verdicts) < 1000:
+                self.verdicts[host] = allowed
+        if allowed:
+            await self.app(scope, receive, send)
+            return
+        error = http.EdgeError(
+            400,
+            "invalid_host",
+            f"Host {host.decode('latin-1')[:100]!r} is not served here; "
+            "use one of the names in ALLOWED_HOSTS.",
+        )
+        await http.api_error(error)(scope, receive, send)
+
+    @staticmethod
+    def allowed(host: str) -> bool:
+        domain, _port = split_domain_port(host)
+        patterns = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not patterns:  # as Django's HttpRequest.get_host
+            patterns = [".localhost", "127.0.0.1", "[::1]"]
+        return bool(domain) and validate_host(domain, patterns)
+
+
+class CloseAfterUnreadBody:
+    """Answers that leave a large or chunked request body unread close the connection.
+
+    Otherwise the server keeps reading (and discarding) the rest of the body to reuse
+    the connection: a refused 20 MB upload would still be uploaded in full. A small
+    body (an ordinary OFREP context) is cheaper to discard than a new connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_left = False
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                body_left = not value.isdigit() or int(value) > http.MAX_OFREP_BODY
+            elif name == b"transfer-encoding":
+                body_left = True
+                break
+        if not body_left:  # nearly every request: nothing worth watching
+            await self.app(scope, receive, send)
+            return
+
+        async def receive_body() -> Message:
+            nonlocal body_left
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_left = False
+            return message
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and body_left:
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), (b"connection", b"close")],
+                }
+            await send(message)
+
+        await self.app(scope, receive_body, send_closing)
 
 
 def build_application(django_application: Any) -> Starlette:
@@ -92,7 +197,11 @@ def build_application(django_application: Any) -> Starlette:
         ),
         Mount("/", app=django_application),
     ]
-    application = Starlette(routes=routes, lifespan=lifespan)
+    application = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(CloseAfterUnreadBody), Middleware(AllowedHosts)],
+    )
     application.state.edge = edge
     application.state.fanout = fanout
     return application
@@ -101,5 +210,7 @@ def build_application(django_application: Any) -> Starlette:
 async def _sync_rate_limits(edge: Edge, fanout: Fanout) -> None:
     while True:
         await asyncio.sleep(0.25)
-        with contextlib.suppress(Exception):
-            await edge.limiter.sync(fanout._redis if fanout.redis_healthy else None)
+        for limiter in (*edge.limiters.values(), edge.state.key_lookups):
+            with contextlib.suppress(Exception):
+                await limiter.sync(fanout._redis if fanout.redis_healthy else None)
+        http.bounded_refusals.flush_if_due()

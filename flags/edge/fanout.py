@@ -105,6 +105,11 @@ class Fanout:
             return
         if kind != "snapshot":
             return
+        if self._tokens_lock.locked():
+            # A revocation announced before this change closes its streams before the
+            # change is sent: the revoked key must never receive it.
+            async with self._tokens_lock:
+                pass
         environment, version = message["environment"], int(message["version"])
         identity = (message.get("lineage", ""), version, message.get("revision", ""))
         current = self.state.current(environment)
@@ -192,6 +197,10 @@ class Fanout:
         recreated database, another deployment's) is replaced by the database's, and
         streams are told to refetch.
         """
+        # Tokens first: a key revoked before a change must not receive that change.
+        fingerprint = await run_db(token_fingerprint)
+        if fingerprint != self._tokens_fingerprint or not self.state.tokens_loaded:
+            await self.reload_tokens()
         identities = await run_db(environment_identities)
         for environment, identity in identities.items():
             current = self.state.current(environment)
@@ -224,9 +233,6 @@ class Fanout:
                 )
                 self.state.history[environment].clear()  # that history's patches no longer apply
                 self.state.announce(snapshot, None)
-        fingerprint = await run_db(token_fingerprint)
-        if fingerprint != self._tokens_fingerprint or not self.state.tokens_loaded:
-            await self.reload_tokens()
 
     # -- background loops
 

@@ -21,13 +21,18 @@ from typing import Any, TypeVar
 from django.db import close_old_connections, connection
 
 from flags import publish
-from flags.engine import DEFAULT_BUCKET_BY, Engine
+from flags.edge.ratelimit import RateLimiter
+from flags.engine import DEFAULT_BUCKET_BY, MAX_PREREQUISITE_DEPTH, SEGMENT_OPERATORS, Engine
 from flags.tokens import TokenPrincipal
+from flagsvc import metrics
 
 logger = logging.getLogger("flags.edge")
 
 T = TypeVar("T")
 _db_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="edge-db")
+# Evaluations too big to run on the event loop (see EnvironmentSnapshot.evaluation_work).
+# Two threads: big requests queue behind each other, never behind the loop's work.
+_evaluation_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="edge-eval")
 
 
 async def run_db(function: Callable[..., T], *args: Any) -> T:
@@ -43,6 +48,11 @@ async def run_db(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_db_pool, call)
 
 
+async def run_evaluation(function: Callable[..., T], *args: Any) -> T:
+    """Run an evaluation off the event loop, so streams, kills and probes never wait for it."""
+    return await asyncio.get_running_loop().run_in_executor(_evaluation_pool, function, *args)
+
+
 def _json(value: Any) -> bytes:
     return publish.json_bytes(value)
 
@@ -54,6 +64,8 @@ class EnvironmentSnapshot:
         "_constant_answers",
         "_document",
         "_engine",
+        "_evaluation_work",
+        "_integer_flags",
         "body",
         "client_visible",
         "etag",
@@ -78,7 +90,9 @@ class EnvironmentSnapshot:
         self._document = payload.document
         self._engine: Engine | None = None
         self.client_visible: frozenset[str] = frozenset()
-        self._constant_answers: dict[str, bytes] = {}
+        self._integer_flags: frozenset[str] = frozenset()
+        self._constant_answers: dict[tuple[str, str], bytes] = {}
+        self._evaluation_work: dict[str, int] = {}
 
     @property
     def identity(self) -> publish.Identity:
@@ -112,16 +126,32 @@ class EnvironmentSnapshot:
             self.client_visible = frozenset(
                 key for key, flag in document["flags"].items() if flag.get("client_visible")
             )
+            self._integer_flags = frozenset(
+                key
+                for key, flag in document["flags"].items()
+                if flag.get("type") == "number"
+                and all(
+                    isinstance(value, int) and not isinstance(value, bool)
+                    for value in flag["variants"].values()
+                )
+            )
         return self._engine
 
-    def flag_metadata(self, key: str) -> dict[str, Any]:
+    def value_type(self, key: str) -> str:
+        """The flag's type as OFREP serves it: a number flag is "integer" when every variant is."""
+        flag_type: str = self.engine.flags[key].type
+        return "integer" if key in self._integer_flags else flag_type
+
+    def flag_metadata(self, key: str, kind: str) -> dict[str, Any]:
+        """Per-flag OFREP metadata for a key kind: only the flag's own version, so an edit
+        to one flag changes no other flag's answer; who killed it and why for server keys
+        only (client keys are public in browsers)."""
         flag = self.document["flags"][key]
-        metadata: dict[str, Any] = {
-            "flagVersion": flag["version"],
-            "environmentVersion": self.version,
-        }
+        metadata: dict[str, Any] = {"flagVersion": flag["version"]}
         kill = flag.get("kill")
-        if kill:
+        if kill and kind == "client":
+            metadata["killed"] = True
+        elif kill:
             metadata.update(
                 killed=True,
                 killedBy=kill["by"],
@@ -136,40 +166,93 @@ class EnvironmentSnapshot:
         compiled = self.engine.flags[key]
         return compiled.default.fixed is None and compiled.default.bucket_by == DEFAULT_BUCKET_BY
 
-    def constant_answer(self, key: str) -> bytes | None:
-        """The OFREP answer bytes for a flag whose result ignores the context, built once."""
-        cached = self._constant_answers.get(key)
+    def constant_answer(self, key: str, kind: str) -> bytes | None:
+        """The OFREP answer bytes for a flag whose result ignores the context, built once per
+        audience (client keys see less metadata than server keys)."""
+        audience = "client" if kind == "client" else "server"
+        cached = self._constant_answers.get((key, audience))
         if cached is not None:
             return cached
         compiled = self.engine.flags[key]
         if compiled.constant is None:
             return None
         answer = _json(
-            ofrep_success(key, compiled.type, compiled.constant, self.flag_metadata(key))
+            ofrep_success(
+                key, self.value_type(key), compiled.constant, self.flag_metadata(key, audience)
+            )
         )
-        self._constant_answers[key] = answer
+        self._constant_answers[(key, audience)] = answer
         return answer
+
+    def evaluation_work(self, key: str) -> int:
+        """A bound on how much one evaluation of the flag does, in condition checks.
+
+        A condition over a list operand counts each item (``contains`` compares each with
+        each item of the attribute), a segment condition counts the segment's conditions,
+        and prerequisites count their own work. Constant flags cost nothing. Multiplied by
+        the context's size this bounds the evaluation's time; the edge keeps small products
+        on the event loop and sends the rest to a thread.
+        """
+        return self._work_of(key, 0)
+
+    def _work_of(self, key: str, depth: int) -> int:
+        work = self._evaluation_work.get(key)  # a shared prerequisite is worked out once
+        if work is None:
+            work = self._evaluation_work[key] = self._own_work_of(key, depth)
+        return work
+
+    def _own_work_of(self, key: str, depth: int) -> int:
+        compiled = self.engine.flags.get(key)
+        if compiled is None or compiled.constant is not None or depth > MAX_PREREQUISITE_DEPTH:
+            return 0
+        flag = self.document["flags"][key]
+        segments = self.document.get("segments") or {}
+        work = 1
+        for rule in flag.get("rules") or ():
+            for condition in rule.get("conditions") or ():
+                work += _condition_work(condition, segments)
+        for prerequisite in flag.get("prerequisites") or ():
+            work += self._work_of(prerequisite["flag"], depth + 1)
+        return work
+
+
+def _condition_work(condition: dict[str, Any], segments: dict[str, Any]) -> int:
+    operator, operand = condition.get("operator"), condition.get("value")
+    items = operand if isinstance(operand, list) else [operand]
+    if operator in ("in", "not_in"):  # strings are one set lookup, other values are scanned
+        return 1 + sum(1 for item in items if not isinstance(item, str))
+    if operator not in SEGMENT_OPERATORS:
+        return max(1, len(items))
+    work = 1
+    for segment_key in items:
+        for rule in (segments.get(str(segment_key)) or {}).get("rules") or ():
+            for inner in rule.get("conditions") or ():
+                work += _condition_work(inner, {})
+    return work
 
 
 OFREP_REASONS = {"PREREQUISITE_FAILED": "TARGETING_MATCH"}
 
 
-def ofrep_value(flag_type: str, value: Any) -> Any:
-    # Typed clients read number flags as floating point: always send a JSON float.
-    if flag_type == "number" and isinstance(value, int) and not isinstance(value, bool):
+def ofrep_value(value_type: str, value: Any) -> Any:
+    # Typed clients (OpenFeature's integer and float getters) check the JSON number's
+    # kind, so one flag always answers with one: a number flag whose variants are all
+    # integers ("integer", see EnvironmentSnapshot.value_type) sends JSON integers, any
+    # other number flag sends floats (10 of [10, 12.5] as 10.0).
+    if value_type == "number" and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
 
 
 def ofrep_success(
-    key: str, flag_type: str, result: Any, metadata: dict[str, Any]
+    key: str, value_type: str, result: Any, metadata: dict[str, Any]
 ) -> dict[str, Any]:
     reason = OFREP_REASONS.get(result.reason, result.reason)
     if reason != result.reason:
         metadata = {**metadata, "flagsvcReason": result.reason}
     return {
         "key": key,
-        "value": ofrep_value(flag_type, result.value),
+        "value": ofrep_value(value_type, result.value),
         "reason": reason,
         "variant": result.variant,
         "metadata": metadata,
@@ -178,14 +261,32 @@ def ofrep_success(
 
 @dataclass(eq=False)
 class Subscriber:
-    """One open stream: its queue of ready-to-send event bytes."""
+    """One open stream: the kind and digest of its key, its queue of ready-to-send event bytes."""
 
     kind: str
+    digest: str = ""
     queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
+
+    def close(self) -> None:
+        """End the stream: drop what it has not sent yet and tell it to finish."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(None)
 
 
 def sse_event(event: str, version: int, data: dict[str, Any]) -> bytes:
     return f"id: {version}\nevent: {event}\ndata: ".encode() + _json(data) + b"\n\n"
+
+
+MAX_REFUSED_KEYS = 10_000  # bounds the negative cache's memory
+
+
+class KeyLookupThrottled(Exception):
+    """A client address asked about too many unknown keys this second."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -200,12 +301,16 @@ class ChangeRecord:
 class EdgeState:
     """Per-process caches of the SDK edge, refreshed by the fan-out within milliseconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, key_lookups_per_second: int = 0) -> None:
         self.environments: dict[str, EnvironmentSnapshot] = {}
         self.tokens: dict[str, TokenPrincipal] = {}
         self.tokens_loaded = False
         self.refused: dict[str, tuple[float, str]] = {}  # digest -> (until, why): negative cache
+        # Database lookups of keys missing from the map, per client address.
+        self.key_lookups = RateLimiter(key_lookups_per_second)
         self.subscribers: dict[str, set[Subscriber]] = collections.defaultdict(set)
+        self.streams_per_key: collections.Counter[str] = collections.Counter()
+        self.stream_count = 0
         self.history: dict[str, collections.deque[ChangeRecord]] = collections.defaultdict(
             lambda: collections.deque(maxlen=64)
         )
@@ -220,12 +325,22 @@ class EdgeState:
     # -- tokens
 
     def set_tokens(self, tokens: dict[str, TokenPrincipal]) -> None:
+        """Install the live token map; streams of keys no longer in it (revoked) end now."""
         self.tokens = tokens
         self.tokens_loaded = True
         self.refused.clear()
+        for environment, subscribers in self.subscribers.items():
+            for subscriber in list(subscribers):
+                if subscriber.digest and subscriber.digest not in tokens:
+                    self.unsubscribe(environment, subscriber)
+                    subscriber.close()
 
-    async def authenticate(self, raw: str) -> tuple[TokenPrincipal | None, str]:
-        """The live principal for a raw token, or None and why (checked in memory first)."""
+    async def authenticate(self, raw: str, client: str = "-") -> tuple[TokenPrincipal | None, str]:
+        """The live principal for a raw token, or None and why (checked in memory first).
+
+        Raises KeyLookupThrottled when the key would need a database lookup and the
+        client address has had its share of those this second.
+        """
         if not raw or len(raw) > 200:
             return None, "no token: send Authorization: Bearer <key> (or X-API-Key for OFREP)"
         digest = hashlib.sha256(raw.encode()).hexdigest()
@@ -235,12 +350,24 @@ class EdgeState:
             return principal, ""
         refused = self.refused.get(digest)
         if refused is not None and refused[0] > time.monotonic():
+            metrics.KEY_LOOKUPS.labels("cached_refusal").inc()
             return None, refused[1]
         # Not in the map: a token created since the last refresh, or not a token at all.
+        # Each costs a database query, so an address gets only a few a second.
+        retry_after = self.key_lookups.hit(f"lookup:{client}")
+        if retry_after is not None:
+            metrics.KEY_LOOKUPS.labels("throttled").inc()
+            raise KeyLookupThrottled(retry_after)
         from flags.tokens import token_lookup
 
+        metrics.KEY_LOOKUPS.labels("database").inc()
         principal, why = await run_db(token_lookup, raw)
         if principal is None:
+            if len(self.refused) >= MAX_REFUSED_KEYS:
+                now = time.monotonic()
+                self.refused = {k: v for k, v in self.refused.items() if v[0] > now}
+                if len(self.refused) >= MAX_REFUSED_KEYS:
+                    self.refused.clear()
             self.refused[digest] = (time.monotonic() + 30, why)
             return None, why
         self.tokens[digest] = principal
@@ -297,11 +424,19 @@ class EdgeState:
 
     def subscribe(self, environment: str, subscriber: Subscriber) -> None:
         self.subscribers[environment].add(subscriber)
+        self.streams_per_key[subscriber.digest] += 1
+        self.stream_count += 1
         self.on_streams(environment, len(self.subscribers[environment]))
 
     def unsubscribe(self, environment: str, subscriber: Subscriber) -> None:
-        self.subscribers[environment].discard(subscriber)
-        self.on_streams(environment, len(self.subscribers[environment]))
+        subscribers = self.subscribers[environment]
+        if subscriber in subscribers:  # a closed stream unsubscribes again when it ends
+            subscribers.discard(subscriber)
+            self.stream_count -= 1
+            self.streams_per_key[subscriber.digest] -= 1
+            if self.streams_per_key[subscriber.digest] <= 0:
+                del self.streams_per_key[subscriber.digest]
+        self.on_streams(environment, len(subscribers))
 
     def announce(self, snapshot: EnvironmentSnapshot, delta: dict[str, Any] | None) -> None:
         """Tell every stream of the environment about a new version (events built once)."""
@@ -331,9 +466,7 @@ class EdgeState:
             except asyncio.QueueFull:
                 # A consumer this far behind is closed; it resyncs from scratch when it reconnects.
                 self.unsubscribe(environment, subscriber)
-                while not subscriber.queue.empty():
-                    subscriber.queue.get_nowait()
-                subscriber.queue.put_nowait(None)
+                subscriber.close()
 
     def catch_up(self, environment: str, last_seen: int, current: int) -> list[bytes] | None:
         """Patch events leading from ``last_seen`` to ``current``, or None if there is a gap."""

@@ -21,7 +21,7 @@ from django.db import connection
 
 from flags import services
 from tests.edge.conftest import flag
-from tests.edge.test_stream import StreamReader
+from tests.edge.test_stream import StreamReader, revoke_server_key_then_kill
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_TEST_URL = "redis://127.0.0.1:6379/14"
@@ -108,11 +108,14 @@ def two_workers(world: dict[str, Any], settings: Any) -> Iterator[_Edge]:
 
 
 def open_streams(edge: _Edge, token: str, count: int = 8) -> list[StreamReader]:
-    """``count`` SSE readers, each past its opening event."""
+    """``count`` streams (spread over the workers by the kernel), each past its first event."""
     readers = [StreamReader(edge, token) for _ in range(count)]  # type: ignore[arg-type]
     deadline = time.monotonic() + 10
     while not all(r.events for r in readers):
-        assert time.monotonic() < deadline, "the streams did not open"
+        if time.monotonic() > deadline:
+            for reader in readers:
+                reader.close()
+            raise AssertionError("the streams did not open")
         time.sleep(0.02)
     return readers
 
@@ -160,3 +163,17 @@ def test_kill_answer__confirmed_by_both_workers_within_a_second(
     assert (propagation["confirmed"], propagation["live_processes"]) == (2, 2)
     assert propagation["message"].startswith("confirmed by 2 of 2 edge processes in ")
     assert propagation["elapsed_ms"] < 1000
+
+
+def test_revoke__ends_the_key_streams_on_both_workers_within_a_second(
+    two_workers: _Edge, world: dict[str, Any]
+) -> None:
+    readers = open_streams(two_workers, world["tokens"]["server"])
+    try:
+        started = revoke_server_key_then_kill(world)
+        for reader in readers:
+            assert reader.ended.wait(timeout=max(0.0, 1.0 - (time.monotonic() - started)))
+        assert all([e[1] for e in r.events] == ["version"] for r in readers)
+    finally:
+        for reader in readers:
+            reader.close()

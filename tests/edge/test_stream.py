@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from flags import services
-from tests.edge.conftest import LiveEdge, flag, wait_for
+from tests.edge.conftest import LiveEdge, flag, token_named, wait_for
 
 PATH = "/api/v1/sdk/stream/"
 
@@ -24,10 +24,12 @@ class StreamReader:
         self.events: list[tuple[float, str, str, Any]] = []
         self.comments: list[str] = []
         self.status: int | None = None
+        self.body: Any = None  # a refusal's JSON body
         self.headers: dict[str, str] = {}
         self._response: httpx.Response | None = None
         self._client = edge.client(token, **headers)
         self._stop = threading.Event()
+        self.ended = threading.Event()  # the server ended the stream (or it failed)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
@@ -35,7 +37,11 @@ class StreamReader:
         try:
             with self._client.stream("GET", PATH, timeout=httpx.Timeout(10, read=30)) as response:
                 self._response = response
+                if response.status_code != 200:
+                    self.body = json.loads(response.read())
                 self.status, self.headers = response.status_code, dict(response.headers)
+                if self.status != 200:
+                    return
                 event, event_id, data = "message", "", ""
                 for line in response.iter_lines():
                     if self._stop.is_set():
@@ -53,6 +59,8 @@ class StreamReader:
                         event, event_id, data = "message", "", ""
         except httpx.HTTPError:
             pass
+        finally:
+            self.ended.set()
 
     def close(self) -> None:
         """Hang up: close the connection under the reading thread, as a client process exiting would."""
@@ -192,3 +200,71 @@ def test_stream__refused(
     reader = reader_factory(world["tokens"][token] if token else None)
     wait_for(lambda: reader.status is not None)
     assert reader.status == status
+
+
+def revoke_server_key_then_kill(world: dict[str, Any]) -> float:
+    """Revoke the world's server key, then kill a flag right after; returns when it revoked."""
+    revoked_at = time.monotonic()
+    services.token_revoke(actor=world["actor"], token=token_named("server-key"))
+    services.flag_kill(
+        actor=world["actor"],
+        flag=flag("new-checkout"),
+        environment=world["production"],
+        reason="after the revocation",
+    )
+    return revoked_at
+
+
+def test_stream__key_revoked__stream_ends_within_a_second_and_never_gets_the_next_patch(
+    reader_factory: Any, world: dict[str, Any]
+) -> None:
+    # Given a server key's open stream
+    reader = reader_factory(world["tokens"]["server"])
+    other = reader_factory(world["tokens"]["client"])
+    wait_for(lambda: reader.events and other.events)
+    # When the key is revoked and a flag changes right after
+    revoked_at = revoke_server_key_then_kill(world)
+    # Then its stream ends within a second, with no patch, while other keys' streams go on
+    assert reader.ended.wait(timeout=1.0), "the revoked key's stream is still open"
+    assert time.monotonic() - revoked_at < 1.0
+    assert [event for _, event, _, _ in reader.events] == ["version"]
+    wait_for(lambda: len(other.events) >= 2)
+    assert not other.ended.is_set()
+
+
+def test_stream__per_key_cap__refused_with_429_retry_after_and_counted(
+    live_edge: LiveEdge, reader_factory: Any, world: dict[str, Any], settings: Any
+) -> None:
+    settings.STREAM_MAX_PER_KEY = 2
+    first, second = (reader_factory(world["tokens"]["server"]) for _ in range(2))
+    wait_for(lambda: first.events and second.events)
+
+    third = reader_factory(world["tokens"]["server"])
+    wait_for(lambda: third.status is not None)
+
+    assert third.status == 429 and int(third.headers["retry-after"]) > 0
+    assert "STREAM_MAX_PER_KEY" in third.body["error"]["message"]
+    assert third.body["error"]["code"] == "too_many_streams"
+    other_key = reader_factory(world["tokens"]["client"])
+    wait_for(lambda: other_key.events)
+    metrics = live_edge.client().get("/metrics").text
+    assert 'flagsvc_stream_refusals_total{cap="per_key"} 1.0' in metrics
+    # A closed stream frees its place
+    first.close()
+    fourth = reader_factory(world["tokens"]["server"])
+    wait_for(lambda: fourth.status is not None)
+    assert fourth.status == 200
+
+
+def test_stream__per_process_cap__refused_for_every_key(
+    reader_factory: Any, world: dict[str, Any], settings: Any
+) -> None:
+    settings.STREAM_MAX_PER_PROCESS = 1
+    first = reader_factory(world["tokens"]["server"])
+    wait_for(lambda: first.events)
+
+    second = reader_factory(world["tokens"]["client"])
+    wait_for(lambda: second.status is not None)
+
+    assert second.status == 429 and second.headers["retry-after"].isdigit()
+    assert "STREAM_MAX_PER_PROCESS" in second.body["error"]["message"]

@@ -1,0 +1,77 @@
+"""Keys the edge does not know: bounded database lookups, a brief negative cache, bounded logs."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from typing import Any
+
+import pytest
+
+from flags import tokens
+from flags.edge import http
+from tests.edge.conftest import LiveEdge
+
+BULK = "/ofrep/v1/evaluate/flags"
+BODY = {"context": {"targetingKey": "u"}}
+
+
+@pytest.fixture
+def lookups(monkeypatch: Any) -> list[str]:
+    """Every database lookup of a key the edge's token map does not hold."""
+    seen: list[str] = []
+    original = tokens.token_lookup
+
+    def counted(raw: str) -> Any:
+        seen.append(raw)
+        return original(raw)
+
+    monkeypatch.setattr(tokens, "token_lookup", counted)
+    return seen
+
+
+def test_unknown_keys__database_lookups_limited_per_address(
+    live_edge: LiveEdge, world: dict[str, Any], lookups: list[str], settings: Any
+) -> None:
+    # Given an address trying random keys as fast as it can
+    settings.SDK_UNKNOWN_KEY_LOOKUPS_PER_SECOND = 5
+    live_edge.application.state.edge.state.key_lookups.limit = 5
+    started = time.monotonic()
+    statuses = [
+        live_edge.client(f"fsv_server_{secrets.token_urlsafe(32)}").post(BULK, json=BODY)
+        for _ in range(60)
+    ]
+    seconds = time.monotonic() - started
+    # Then only a few reach the database; the rest are refused before any lookup
+    assert len(lookups) <= 5 * (int(seconds) + 2), (len(lookups), seconds)
+    refused = [r for r in statuses if r.status_code == 429]
+    assert refused and refused[0].headers["retry-after"].isdigit()
+    assert "unknown keys" in refused[0].json()["errorDetails"]
+    assert {r.status_code for r in statuses} == {401, 429}
+    # And a live key from the same address is unaffected
+    assert live_edge.client(world["tokens"]["server"]).post(BULK, json=BODY).status_code == 200
+    metrics = live_edge.client().get("/metrics").text
+    assert 'flagsvc_edge_key_lookups_total{outcome="throttled"}' in metrics
+
+
+def test_unknown_key__refused_again__from_the_negative_cache(
+    live_edge: LiveEdge, world: dict[str, Any], lookups: list[str]
+) -> None:
+    client = live_edge.client("fsv_server_not-a-real-key")
+    statuses = [client.post(BULK, json=BODY).status_code for _ in range(5)]
+    assert statuses == [401] * 5 and len(lookups) == 1
+
+
+def test_unknown_keys__logged_at_a_bounded_rate(
+    live_edge: LiveEdge, world: dict[str, Any], caplog: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="flags.edge")
+    for _ in range(40):
+        live_edge.client(f"fsv_client_{secrets.token_urlsafe(16)}").post(BULK, json=BODY)
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "flags.edge"]
+    assert len(lines) == 1 and "401 unauthenticated" in lines[0]
+    http.bounded_refusals.flush()  # what the next interval's summary says
+    summary = caplog.records[-1].getMessage()
+    assert summary.startswith("39 more SDK requests refused") and "127.0.0.1: 39" in summary
