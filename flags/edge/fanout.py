@@ -71,6 +71,7 @@ class Fanout:
         self.tasks = [asyncio.create_task(self._watch_versions(), name="edge-version-watch")]
         self.tasks.append(asyncio.create_task(self._flush_usage(), name="edge-token-usage"))
         self.tasks.append(asyncio.create_task(self._report(), name="edge-report"))
+        self.tasks.append(asyncio.create_task(self._keep_alive(), name="edge-keep-alive"))
         if self.redis_url:
             self.tasks.append(asyncio.create_task(self._replay(), name="edge-journal-replay"))
         if self.redis_url:
@@ -313,6 +314,14 @@ class Fanout:
             except Exception:
                 logger.warning("could not report to the edge registry", exc_info=True)
                 await asyncio.sleep(propagation.HEARTBEAT_SECONDS)
+
+    async def _keep_alive(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(min(1.0, settings.STREAM_KEEPALIVE_SECONDS))
+            if time.monotonic() - last >= settings.STREAM_KEEPALIVE_SECONDS:
+                self.state.keep_alive()
+                last = time.monotonic()
 
     async def _replay(self) -> None:
         """Record kills made while the database was out, as soon as it is back (every process tries).

@@ -542,12 +542,10 @@ class SSEStream:
             )
             opening = b"retry: 2000\n\n" + b"".join(self.opening_events())
             await send({"type": "http.response.body", "body": opening, "more_body": True})
-            keepalive = settings.STREAM_KEEPALIVE_SECONDS
+            # No timer per stream: keep-alives come through the queue (EdgeState.keep_alive),
+            # so a kill wakes each stream once, with nothing to set up or cancel.
             while not disconnected.is_set():
-                try:
-                    event = await asyncio.wait_for(subscriber.queue.get(), timeout=keepalive)
-                except TimeoutError:
-                    event = b": keep-alive\n\n"
+                event = await subscriber.queue.get()
                 if event is None:
                     break
                 await send({"type": "http.response.body", "body": event, "more_body": True})

@@ -274,6 +274,9 @@ class Subscriber:
         self.queue.put_nowait(None)
 
 
+KEEP_ALIVE = b": keep-alive\n\n"
+
+
 def sse_event(event: str, version: int, data: dict[str, Any]) -> bytes:
     return f"id: {version}\nevent: {event}\ndata: ".encode() + _json(data) + b"\n\n"
 
@@ -467,6 +470,13 @@ class EdgeState:
                 # A consumer this far behind is closed; it resyncs from scratch when it reconnects.
                 self.unsubscribe(environment, subscriber)
                 subscriber.close()
+
+    def keep_alive(self) -> None:
+        """One keep-alive comment to every open stream (a stream's loop then needs no timer)."""
+        for subscribers in self.subscribers.values():
+            for subscriber in list(subscribers):
+                if subscriber.queue.empty():  # a stream with events pending is alive anyway
+                    subscriber.queue.put_nowait(KEEP_ALIVE)
 
     def catch_up(self, environment: str, last_seen: int, current: int) -> list[bytes] | None:
         """Patch events leading from ``last_seen`` to ``current``, or None if there is a gap."""
