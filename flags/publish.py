@@ -180,6 +180,26 @@ def snapshot_patch_consistent(
     return document if environment_identity(environment_key) == identity else None
 
 
+def snapshot_with(
+    base: dict[str, Any], identity: Identity, documents: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """``base`` with the given flag documents, as version ``identity``: no database read.
+
+    The same document, key for key and in the same order, as ``selectors.snapshot_patched``
+    would read, when ``documents`` are the changed flags as the writer saved them.
+    """
+    lineage, version, revision = identity
+    return {
+        "schema_version": base["schema_version"],
+        "environment": base["environment"],
+        "version": version,
+        "lineage": lineage,
+        "revision": revision,
+        "flags": dict(sorted({**base["flags"], **documents}.items())),
+        "segments": base["segments"],
+    }
+
+
 def patch_delta(
     base: dict[str, Any], document: dict[str, Any], flags: Sequence[str], segments: Sequence[str]
 ) -> dict[str, Any]:
@@ -421,6 +441,7 @@ def _publish_patch(
     flags: Sequence[str],
     segments: Sequence[str],
     environment_id: int | None,
+    documents: dict[str, dict[str, Any]] | None = None,
 ) -> SnapshotPayload | None:
     """The fast path of a change: its predecessor patched with the items it touched.
 
@@ -433,14 +454,17 @@ def _publish_patch(
         base = target.current_document(environment_key, identity[0])
         if base is None or document_identity(base) != predecessor:
             return None
-    document = snapshot_patch_consistent(
-        environment_key,
-        base,
-        identity,
-        flags=flags,
-        segments=segments,
-        environment_id=environment_id,
-    )
+    if documents is not None and not segments and set(documents) == set(flags):
+        document: dict[str, Any] | None = snapshot_with(base, identity, documents)
+    else:
+        document = snapshot_patch_consistent(
+            environment_key,
+            base,
+            identity,
+            flags=flags,
+            segments=segments,
+            environment_id=environment_id,
+        )
     if document is None:
         return None
     payload = encode_snapshot(document)
@@ -460,6 +484,7 @@ def snapshot_store_current(
     flags: Sequence[str] | None = None,
     segments: Sequence[str] | None = None,
     environment_id: int | None = None,
+    documents: dict[str, dict[str, Any]] | None = None,
 ) -> SnapshotPayload | None:
     """Make the store hold the database's current snapshot of the environment, and announce it.
 
@@ -486,6 +511,7 @@ def snapshot_store_current(
             flags or (),
             segments or (),
             environment_id,
+            documents,
         )
         if payload is not None:
             return payload
@@ -539,6 +565,7 @@ def environment_version_published(
     lineage: str | None = None,
     revision: str | None = None,
     base_revision: str | None = None,
+    documents: dict[str, dict[str, Any]] | None = None,
 ) -> None:
     """Called once per changed environment after the change commits; never raises.
 
@@ -555,6 +582,7 @@ def environment_version_published(
             flags=flags,
             segments=segments,
             environment_id=environment_id,
+            documents=documents,
         )
     except Exception:
         logger.warning(

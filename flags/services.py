@@ -35,7 +35,7 @@ from flags.models import (
     Tag,
     new_revision,
 )
-from flags.selectors import segment_document
+from flags.selectors import flag_document, segment_document
 
 STATE_FIELDS = ("enabled", "targets", "rules", "default_serve", "prerequisites")
 FLAG_EDITABLE_FIELDS = (
@@ -72,12 +72,21 @@ def _bump_versions(
     *,
     flags: Sequence[str] | None = None,
     segments: Sequence[str] | None = None,
+    states: Sequence[FlagState] | None = None,
 ) -> None:
     """Advance each environment's version and publish it once the transaction commits.
 
     ``flags``/``segments`` name what changed, so publication re-reads only those
-    (None: unknown, the whole snapshot is rebuilt).
+    (None: unknown, the whole snapshot is rebuilt). ``states``: the changed flag states
+    as saved, read from the database in this transaction with only the kill overlay
+    changed since, so their snapshot documents are built here and publication reads
+    nothing back (a kill's fast path).
     """
+    documents = (
+        {state.flag.key: flag_document(state.flag, state) for state in states}
+        if states is not None
+        else None
+    )
     for environment in environments:
         base_revision = environment.revision
         environment.version += 1
@@ -94,6 +103,7 @@ def _bump_versions(
                 lineage=environment.lineage,
                 revision=environment.revision,
                 base_revision=base_revision,
+                documents=documents,
             )
         )
 
@@ -646,7 +656,7 @@ def flag_kill(
     state.kill_incident = incident_id or uuid.uuid4()
     state.version += 1
     state.save()
-    _bump_versions([environment], flags=[state.flag.key])
+    _bump_versions([environment], flags=[state.flag.key], states=[state])
     audit_record(
         actor=actor,
         action="flag.kill",
@@ -680,7 +690,7 @@ def flag_restore(*, actor: Actor, flag: Flag, environment: Environment, reason: 
     state.kill_incident = None
     state.version += 1
     state.save()
-    _bump_versions([environment], flags=[state.flag.key])
+    _bump_versions([environment], flags=[state.flag.key], states=[state])
     audit_record(
         actor=actor,
         action="flag.restore",
@@ -748,7 +758,7 @@ def flag_kill_by_tag(
         )
         state.version += 1
         state.save()
-    _bump_versions([environment], flags=[s.flag.key for s in changed])
+    _bump_versions([environment], flags=[s.flag.key for s in changed], states=changed)
     for state in changed:
         audit_record(
             actor=actor,
@@ -791,7 +801,7 @@ def flag_restore_by_tag(
         )
         state.version += 1
         state.save()
-    _bump_versions([environment], flags=[s.flag.key for s in changed])
+    _bump_versions([environment], flags=[s.flag.key for s in changed], states=changed)
     for state in changed:
         record, incident = before[state.pk]
         audit_record(
