@@ -39,6 +39,7 @@ from flags.api.permissions import (
     model_permissions,
 )
 from flags.errors import ValidationFailed
+from flags.kill_answers import kill_out
 from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger
 from flags.tokens import token_digest
 
@@ -61,19 +62,6 @@ class KillIn(s.InputSerializer):
 
 class TagKillIn(KillIn):
     tag = serializers.CharField(max_length=64, help_text="Every live flag carrying this tag.")
-
-
-def kill_out(state: FlagState) -> dict[str, Any]:
-    overlay = state.kill_overlay()
-    killed_for = (timezone.now() - state.killed_at).total_seconds() if state.killed_at else None
-    return {
-        "flag": state.flag.key,
-        "environment": state.environment.key,
-        "killed": state.killed,
-        "kill": overlay,
-        "killed_for_seconds": round(killed_for, 1) if killed_for is not None else None,
-        "state_version": state.version,
-    }
 
 
 def confirmed(environment: Environment, version: int, started_at: float) -> dict[str, Any]:

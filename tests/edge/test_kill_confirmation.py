@@ -88,3 +88,33 @@ def test_kill_without_any_edge_process__answers_at_once_and_says_so(
     call_command("kill", "new-checkout", "-e", "production", "-r", "no web", stdout=out)
     assert time.monotonic() - started < 0.9
     assert "not confirmed: no live edge process is reporting" in out.getvalue()
+
+
+def test_kill_at_the_edge__same_answer_as_the_api_view_and_counted(
+    live_edge: LiveEdge, world: dict[str, Any]
+) -> None:
+    from django.test import Client
+
+    wait_for(lambda: reporting(propagation.edge_name()))
+    with live_edge.client(world["tokens"]["kill"]) as client:
+        edge_answer = client.post(KILL, json=BODY).json()  # the edge's fast path
+        client.post(RESTORE, json=BODY)
+        metrics_text = client.get("/metrics").text
+    view = Client(HTTP_AUTHORIZATION=f"Bearer {world['tokens']['kill']}")
+    view_answer = view.post(KILL, BODY, content_type="application/json").json()  # DRF
+    assert set(edge_answer) == set(view_answer)
+    for answer in (edge_answer, view_answer):
+        assert answer["killed"] is True and answer["changed"] is True
+        assert answer["kill"]["by"] == "kill-key" and answer["kill"]["reason"] == BODY["reason"]
+    assert view_answer["environment_version"] == edge_answer["environment_version"] + 2
+    assert 'endpoint="edge:kill"' in metrics_text
+
+
+def test_kill_at_the_edge__bad_input_is_answered_by_the_api_view(
+    live_edge: LiveEdge, world: dict[str, Any]
+) -> None:
+    with live_edge.client(world["tokens"]["kill"]) as client:
+        missing = client.post(KILL, json={"environment": "production"})
+        unknown = client.post("/api/v1/flags/no-such-flag/kill/", json=BODY)
+    assert missing.status_code == 400 and "reason" in missing.json()["error"]["fields"]
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"]

@@ -1,0 +1,22 @@
+"""What a kill or restore answers, the same whichever front took the request (DRF or the edge)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from flags.models import FlagState
+
+
+def kill_out(state: FlagState) -> dict[str, Any]:
+    overlay = state.kill_overlay()
+    killed_for = (timezone.now() - state.killed_at).total_seconds() if state.killed_at else None
+    return {
+        "flag": state.flag.key,
+        "environment": state.environment.key,
+        "killed": state.killed,
+        "kill": overlay,
+        "killed_for_seconds": round(killed_for, 1) if killed_for is not None else None,
+        "state_version": state.version,
+    }
