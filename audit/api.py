@@ -111,12 +111,21 @@ def _csv_text(rows: Iterable[Iterable[Any]]) -> str:
     return buffer.getvalue()
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...)).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _inert(value: Any) -> Any:
+    """OWASP's CSV-injection defence: a leading single quote makes the cell plain text."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_STARTS) else value
+
+
 def _csv_cells(document: dict[str, Any]) -> list[Any]:
     def cell(name: str) -> Any:
         value = document[name]
         if name in ("before", "after"):
             return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return "" if value is None else value
+        return "" if value is None else _inert(value)
 
     return [cell(name) for name in EXPORT_COLUMNS]
 
