@@ -1,12 +1,14 @@
-"""Request ids: every request gets one (the caller's X-Request-ID, or a new one) and echoes it."""
+"""Django middleware: request ids, the client's address, and refusing what no view can store."""
 
 from __future__ import annotations
 
 import re
 import uuid
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
+
+from flags.api.errors import error_body
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Visible ASCII only: the id is echoed in a response header and stored on audit events.
@@ -32,3 +34,30 @@ class RequestIdMiddleware(MiddlewareMixin):
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response[REQUEST_ID_HEADER] = getattr(request, "request_id", "") or request_id_for(request)
         return response
+
+
+class RefuseNulMiddleware(MiddlewareMixin):
+    """A NUL in the path or a query parameter is a 400 naming it, before any view runs.
+
+    PostgreSQL refuses NUL in text, so such a value would otherwise fail in the first
+    query that uses it (a 500). Bodies are checked by the API's JSON parser.
+    """
+
+    def process_request(self, request: HttpRequest) -> HttpResponse | None:
+        field = None
+        if "\x00" in request.path:
+            field = "path"
+        else:
+            for name, values in request.GET.lists():
+                if "\x00" in name:
+                    field = "query"
+                    break
+                if any("\x00" in value for value in values):
+                    field = name
+                    break
+        if field is None:
+            return None
+        problem = "contains a NUL character (%00); remove it"
+        return JsonResponse(
+            error_body("invalid_parameter", f"{field}: {problem}", {field: problem}), status=400
+        )

@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "flagsvc.metrics.django_metrics_middleware",
     "django.middleware.security.SecurityMiddleware",
     "flagsvc.middleware.RequestIdMiddleware",
+    "flagsvc.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
