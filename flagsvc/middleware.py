@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 import uuid
+from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.deprecation import MiddlewareMixin
 
+from flags.api.alerts import ALERT_BODY_MAX_BYTES
 from flags.api.errors import error_body
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -61,3 +66,110 @@ class RefuseNulMiddleware(MiddlewareMixin):
         return JsonResponse(
             error_body("invalid_parameter", f"{field}: {problem}", {field: problem}), status=400
         )
+
+
+# POST /api/v1/triggers/{secret}/ fires from its URL alone: its body is read only up to the
+# alert cap, never refused (flags/api/alerts.py).
+_TRIGGER_FIRE_PATH = re.compile(r"^/api/v1/triggers/[^/]+/$")
+_CLOSE = (b"connection", b"close")
+
+
+class BodyLimitASGI:
+    """ASGI middleware in front of Django: a body over the limit is refused before it is read.
+
+    Django's ASGI handler reads the whole body into a temporary file before any middleware
+    or authentication runs, so a 20 MB body without a token was uploaded in full before
+    its 401. Here a ``Content-Length`` over DATA_UPLOAD_MAX_MEMORY_SIZE is answered 413 at
+    once (with ``Connection: close``: the rest is never read), and a chunked body is read
+    only until it passes the limit. A trigger's body is not refused but cut at the alert
+    cap; the view then reports it as ignored.
+    """
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.application(scope, receive, send)
+            return
+        trigger = _TRIGGER_FIRE_PATH.match(scope["path"]) is not None
+        limit = ALERT_BODY_MAX_BYTES + 1 if trigger else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        declared = _content_length(scope)
+        if limit is None or (declared is not None and declared <= limit):
+            await self.application(scope, receive, send)
+        elif trigger:
+            await self.application(scope, _cut_at(receive, limit), _closing(send))
+        elif declared is not None:
+            await _too_large(send, limit, f"The body is {declared} bytes")
+        else:
+            await self._chunked(scope, receive, send, limit)
+
+    async def _chunked(self, scope: Any, receive: Any, send: Any, limit: int) -> None:
+        """Read a body of unknown length up to the limit, then hand it on (or refuse it)."""
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            messages.append(message)
+            size += len(message.get("body", b""))
+            if size > limit:
+                await _too_large(send, limit, "The body")
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Any:
+            return messages.pop(0) if messages else await receive()
+
+        await self.application(scope, replay, send)
+
+
+def _content_length(scope: Any) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return None
+
+
+def _cut_at(receive: Any, limit: int) -> Any:
+    """A receive that ends the body after ``limit`` bytes and then reads no more of it."""
+    size = 0
+    done = False
+
+    async def cut() -> Any:
+        nonlocal size, done
+        if done:  # Django listens for a disconnect after the body; the response closes it
+            await asyncio.Event().wait()
+        message = await receive()
+        if message["type"] == "http.request":
+            body = message.get("body", b"")[: limit - size]
+            size += len(body)
+            done = size >= limit or not message.get("more_body", False)
+            return {"type": "http.request", "body": body, "more_body": not done}
+        return message
+
+    return cut
+
+
+def _closing(send: Any) -> Any:
+    """A send that closes the connection after the response (the unread body stays unread)."""
+
+    async def closing(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), _CLOSE]}
+        await send(message)
+
+    return closing
+
+
+async def _too_large(send: Any, limit: int, what: str) -> None:
+    problem = f"{what} is larger than the limit of {limit} bytes; send less."
+    body = json.dumps(error_body("payload_too_large", problem)).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        _CLOSE,
+    ]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -19,6 +19,7 @@ from flags.edge.http import Edge
 from flags.edge.ratelimit import RateLimiter
 from flags.edge.state import EdgeState
 from flagsvc import metrics
+from flagsvc.middleware import BodyLimitASGI
 
 logger = logging.getLogger("flags.edge")
 
@@ -78,7 +79,7 @@ def build_application(django_application: Any) -> Starlette:
             app=StaticFiles(directory=settings.STATIC_ROOT, check_dir=False),
             name="static",
         ),
-        Mount("/", app=django_application),
+        Mount("/", app=BodyLimitASGI(django_application)),
     ]
     application = Starlette(routes=routes, lifespan=lifespan)
     application.state.edge = edge

@@ -1,0 +1,87 @@
+"""The Django side's front door: bodies refused before they are read, NUL refused, client addresses."""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+import pytest
+
+from audit.recorder import Actor
+from flags import services
+from flags.api.alerts import ALERT_BODY_MAX_BYTES
+from flags.models import FlagState
+from tests.edge.conftest import LiveEdge, live_edge, world  # noqa: F401 (fixtures)
+
+LIMIT = 1024 * 1024  # DATA_UPLOAD_MAX_MEMORY_SIZE
+
+
+def _send_partly(edge: LiveEdge, head: str, body: bytes) -> tuple[int, dict[str, str], Any]:
+    """Send a request head and only part of its body, then read the answer (no more sent)."""
+    host, port = edge.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+        answer = b""
+        while b"\r\n\r\n" not in answer or len(answer.split(b"\r\n\r\n", 1)[1]) < int(
+            _headers(answer).get("content-length", "1")
+        ):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    payload = answer.split(b"\r\n\r\n", 1)[1]
+    return status, _headers(answer), json.loads(payload)
+
+
+def _headers(answer: bytes) -> dict[str, str]:
+    lines = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+
+
+@pytest.mark.integration
+def test_body_declared_over_the_limit__413_before_it_is_sent_or_authenticated(
+    live_edge: LiveEdge, world: dict[str, Any]
+) -> None:
+    head = (
+        "POST /api/v1/flags/ HTTP/1.1\nHost: 127.0.0.1\nContent-Type: application/json\n"
+        "Content-Length: 20000000\n"
+    )
+    status, headers, body = _send_partly(live_edge, head, b"{" + b" " * 1000)
+    assert status == 413 and headers["connection"] == "close"
+    assert body["error"]["code"] == "payload_too_large"
+    assert str(LIMIT) in body["error"]["message"]
+
+
+@pytest.mark.integration
+def test_chunked_body_over_the_limit__413_once_the_limit_is_passed(
+    live_edge: LiveEdge, world: dict[str, Any]
+) -> None:
+    head = (
+        "POST /api/v1/flags/ HTTP/1.1\nHost: 127.0.0.1\nContent-Type: application/json\n"
+        f"Authorization: Bearer {world['tokens']['admin']}\nTransfer-Encoding: chunked\n"
+    )
+    chunk = b"%x\r\n%s\r\n" % (64 * 1024, b" " * 64 * 1024)
+    status, _, body = _send_partly(live_edge, head, chunk * 17)  # 1.06 MB, never terminated
+    assert status == 413 and str(LIMIT) in body["error"]["message"]
+
+
+@pytest.mark.integration
+def test_trigger_with_a_huge_body__fires_after_reading_only_the_alert_cap(
+    live_edge: LiveEdge, world: dict[str, Any]
+) -> None:
+    _, secret = services.trigger_create(
+        actor=Actor.cli("tester"),
+        name="datadog",
+        flag=world["checkout"],
+        environment=world["production"],
+    )
+    head = (
+        f"POST /api/v1/triggers/{secret}/ HTTP/1.1\nHost: 127.0.0.1\n"
+        "Content-Type: application/json\nContent-Length: 20000000\n"
+    )
+    status, headers, body = _send_partly(live_edge, head, b" " * (ALERT_BODY_MAX_BYTES + 10))
+    assert status == 200 and body["killed"] is True, body
+    assert body["alert_body"]["used"] is False and headers["connection"] == "close"
+    assert FlagState.objects.get(flag=world["checkout"], environment=world["production"]).killed
