@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +16,9 @@ from django.utils.deprecation import MiddlewareMixin
 
 from flags.api.alerts import ALERT_BODY_MAX_BYTES
 from flags.api.errors import error_body
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Visible ASCII only: the id is echoed in a response header and stored on audit events.
@@ -39,6 +44,53 @@ class RequestIdMiddleware(MiddlewareMixin):
     def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         response[REQUEST_ID_HEADER] = getattr(request, "request_id", "") or request_id_for(request)
         return response
+
+
+# The audit trail's source_ip column holds 45 characters: an IPv6 address with an IPv4 tail.
+_LONGEST_ADDRESS = 45
+
+
+def _address(text: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    return address if len(str(address)) <= _LONGEST_ADDRESS else None  # fe80::1%<long zone>
+
+
+def client_address(peer: str, forwarded_for: str, trusted: Sequence[IPNetwork]) -> str:
+    """The client's address: the peer, or, from a trusted proxy, the X-Forwarded-For hop before it.
+
+    X-Forwarded-For is read right to left, each trusted proxy passing on to the hop before
+    it, and stops at the first untrusted address (the client as far as our proxies know)
+    or at anything that is not an address. Always a valid IP address or ''.
+    """
+    client = _address(peer)
+    if client is None:
+        return ""
+    for hop in reversed(forwarded_for.split(",") if forwarded_for else []):
+        if not any(client in network for network in trusted):
+            break
+        previous = _address(hop)
+        if previous is None:
+            break
+        client = previous
+    return str(client)
+
+
+class ClientAddressMiddleware(MiddlewareMixin):
+    """Sets REMOTE_ADDR to the client's address (``client_address``), so audit writes trust it.
+
+    Before: any peer's X-Forwarded-For was believed, and a 60-character one made a kill
+    fail (the audit column holds 45). Trusted proxies: the TRUSTED_PROXIES setting.
+    """
+
+    def process_request(self, request: HttpRequest) -> None:
+        request.META["REMOTE_ADDR"] = client_address(
+            request.META.get("REMOTE_ADDR", "") or "",
+            request.META.get("HTTP_X_FORWARDED_FOR", ""),
+            settings.TRUSTED_PROXIES,
+        )
 
 
 class RefuseNulMiddleware(MiddlewareMixin):

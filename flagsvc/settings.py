@@ -5,6 +5,7 @@ Development defaults apply only when DEBUG is on (``make run`` turns it on);
 with DEBUG off the process refuses to start without SECRET_KEY and ALLOWED_HOSTS.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -60,6 +61,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "flagsvc.metrics.django_metrics_middleware",
     "django.middleware.security.SecurityMiddleware",
+    "flagsvc.middleware.ClientAddressMiddleware",
     "flagsvc.middleware.RequestIdMiddleware",
     "flagsvc.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -234,6 +236,16 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz/django$"]
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Peers whose X-Forwarded-For is believed (flagsvc.middleware.ClientAddressMiddleware);
+# nobody's by default, so a client cannot choose the address the audit trail records.
+try:
+    TRUSTED_PROXIES = [
+        ipaddress.ip_network(cidr, strict=False) for cidr in env.list("TRUSTED_PROXIES", default=[])
+    ]
+except ValueError as problem:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXIES: {problem}; give addresses or CIDR ranges, e.g. 10.0.0.0/8,127.0.0.1"
+    ) from None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

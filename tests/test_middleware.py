@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import os
 import socket
+import subprocess
+import sys
 from typing import Any
 
 import pytest
+from django.test import Client
 
+from audit.models import AuditEvent
 from audit.recorder import Actor
 from flags import services
 from flags.api.alerts import ALERT_BODY_MAX_BYTES
 from flags.models import FlagState
-from tests.edge.conftest import LiveEdge, live_edge, world  # noqa: F401 (fixtures)
+from tests.edge import conftest as edge
+from tests.edge.conftest import LiveEdge
+
+live_edge, world = edge.live_edge, edge.world  # the in-process uvicorn server and its data
 
 LIMIT = 1024 * 1024  # DATA_UPLOAD_MAX_MEMORY_SIZE
 
@@ -85,3 +94,59 @@ def test_trigger_with_a_huge_body__fires_after_reading_only_the_alert_cap(
     assert status == 200 and body["killed"] is True, body
     assert body["alert_body"]["used"] is False and headers["connection"] == "close"
     assert FlagState.objects.get(flag=world["checkout"], environment=world["production"]).killed
+
+
+@pytest.fixture
+def fire(db: None, make_flag: Any, production: Any, actor: Actor) -> Any:
+    """Fire a kill trigger from a given peer with a given X-Forwarded-For; the audited address."""
+    _, secret = services.trigger_create(
+        actor=actor, name="datadog", flag=make_flag("new-checkout"), environment=production
+    )
+
+    def fire_from(peer: str, forwarded_for: str | None = None) -> str:
+        headers: dict[str, Any] = {"REMOTE_ADDR": peer}
+        if forwarded_for is not None:
+            headers["HTTP_X_FORWARDED_FOR"] = forwarded_for
+        response = Client().post(f"/api/v1/triggers/{secret}/", **headers)
+        assert response.status_code == 200, response.content
+        event = AuditEvent.objects.filter(actor="trigger:datadog").latest("sequence")
+        return event.source_ip
+
+    return fire_from
+
+
+def test_forwarded_for_from_an_untrusted_peer__ignored(fire: Any) -> None:
+    assert fire("198.51.100.7", "203.0.113.9") == "198.51.100.7"
+
+
+def test_forwarded_for_from_a_trusted_proxy__the_hop_before_the_proxies(
+    fire: Any, settings: Any
+) -> None:
+    settings.TRUSTED_PROXIES = [ipaddress.ip_network("10.0.0.0/8")]
+    assert fire("10.1.2.3", "198.51.100.1, 203.0.113.9, 10.0.0.5") == "203.0.113.9"
+
+
+@pytest.mark.parametrize(
+    "forwarded_for", ["x" * 60, "fe80::1%" + "e" * 60, "203.0.113.9, not-an-address", ""]
+)
+def test_forwarded_for_that_is_no_address__kill_recorded_with_the_proxys_address(
+    fire: Any, settings: Any, forwarded_for: str
+) -> None:
+    settings.TRUSTED_PROXIES = [ipaddress.ip_network("10.0.0.0/8")]
+    assert fire("10.1.2.3", forwarded_for) == "10.1.2.3"
+
+
+def test_peer_address_that_is_no_address__kill_still_recorded(fire: Any) -> None:
+    # e.g. behind a server that put a 60-character X-Forwarded-For in the peer address
+    assert fire("y" * 60) == ""
+
+
+def test_trusted_proxies_setting__bad_range_refuses_to_start() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import flagsvc.settings_test"],
+        env={**os.environ, "TRUSTED_PROXIES": "10.0.0.0/33"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0 and "TRUSTED_PROXIES" in result.stderr
