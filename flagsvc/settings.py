@@ -253,6 +253,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Trigger secrets are credentials: the loggers that write request paths redact them.
+    "filters": {"trigger_secrets": {"()": "flagsvc.redaction.RedactTriggerSecrets"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["trigger_secrets"],
+        }
+    },
+    "loggers": {
+        name: {"filters": ["trigger_secrets"]}
+        for name in ("django.request", "django.server", "uvicorn.access")
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL")},
 }
