@@ -131,15 +131,15 @@ def expected_version_of(request: Request, data: Mapping[str, Any]) -> int | None
 
 
 def boolean_parameter(request: Request, name: str, default: bool | None) -> bool | None:
-    """A true/false query parameter; ``any``/``all`` mean no filter (None)."""
+    """A ``true``/``false`` query parameter; ``any`` means no filter (None).
+
+    Exactly the documented values: ``1``, ``yes`` or ``TRUE`` would be guesses at what
+    the caller meant, and the OpenAPI document lists these three.
+    """
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    value = raw.strip().lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    if value in ("any", "all"):
-        return None
-    raise InvalidParameter(name, f"{raw!r} is not one of true, false or any")
+    choices: dict[str, bool | None] = {"true": True, "false": False, "any": None}
+    if raw not in choices:
+        raise InvalidParameter(name, f"{raw!r} is not one of true, false or any")
+    return choices[raw]

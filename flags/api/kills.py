@@ -284,7 +284,9 @@ class KillListView(ApiView):
         operation_id="kills_list",
         summary="Active kills: flag, environment, who, when, why, for how long",
         parameters=[OpenApiParameter("environment", OpenApiTypes.STR, required=False)],
-        responses={200: KILL_STATE},
+        responses={
+            200: inline_serializer("KillList", {"kills": serializers.ListField(child=KILL_STATE)})
+        },
         tags=["kill switch"],
     )
     def get(self, request: Request) -> Response:
@@ -360,7 +362,11 @@ class TriggerListView(ApiView):
     @extend_schema(
         operation_id="triggers_list",
         summary="Trigger URLs (never their secrets)",
-        responses={200: TRIGGER_OUT},
+        responses={
+            200: inline_serializer(
+                "TriggerList", {"triggers": serializers.ListField(child=TRIGGER_OUT)}
+            )
+        },
         tags=["kill switch"],
     )
     def get(self, request: Request) -> Response:
