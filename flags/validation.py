@@ -432,6 +432,11 @@ def _cycle_through(start: str, first: str, flags: Mapping[str, Mapping[str, Any]
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
+def without_unstorable(text: str) -> str:
+    """``text`` without NUL characters and lone surrogates (see ``unstorable_text``)."""
+    return _UNSTORABLE.sub("", text)
+
+
 def unstorable_text(value: Any, name: str = "body", max_depth: int = 64) -> tuple[str, str] | None:
     """The first place in parsed JSON that no database column can hold, as (field, problem).
 

@@ -7,71 +7,34 @@ kind. Destructive operations are fine: the database is this test's own.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
-import uvicorn
-from django.core.asgi import get_asgi_application
 
 from audit.recorder import Actor
-from flags import publish, services
-from flags.edge.app import build_application
+from flags import services
+from tests.edge import conftest as edge
+from tests.edge.conftest import LiveEdge
 
 # Cases per operation and phase: 47 operations in 4 phases took ~150 s on 2 busy cores.
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "5"))
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+live_edge = edge.live_edge  # the whole ASGI application under uvicorn, in this process
 
 
 @pytest.fixture
-def fuzz_server(transactional_db: None, settings: Any) -> Iterator[str]:
-    # Rate limits would answer most cases 429 and leave the logic behind them untested.
+def unthrottled(settings: Any) -> None:
+    """Rate limits would answer most cases 429 and leave the logic behind them untested."""
     settings.SDK_RATE_LIMIT_PER_SECOND = 0
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {"admin_token": "1000000/minute"},
     }
-    publish.local_store().clear()
-    if settings.REDIS_URL:  # the test Redis database (settings_test): no other run's versions
-        redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            build_application(get_asgi_application()),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="on",
-            proxy_headers=False,
-            timeout_graceful_shutdown=1,
-        )
-    )
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        publish.local_store().clear()
 
 
 def _seed() -> dict[str, str]:
@@ -105,8 +68,9 @@ def _seed() -> dict[str, str]:
 
 @pytest.mark.integration
 def test_openapi__every_operation_all_checks__no_5xx_and_no_schema_violation(
-    fuzz_server: str, tmp_path: Path
+    unthrottled: None, live_edge: LiveEdge, tmp_path: Path
 ) -> None:
+    fuzz_server = live_edge.url
     tokens = _seed()
     config = tmp_path / "schemathesis.toml"
     config.write_text(

@@ -10,16 +10,16 @@ or nested too deep is ignored, and the answer says why.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
+from flags.validation import without_unstorable
+
 ALERT_BODY_MAX_BYTES = 64 * 1024
 NOTE_FIELDS = ("note", "reason", "title", "message", "alert", "summary")
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def alert_body_of(request: Any) -> AlertBody:
     for field in NOTE_FIELDS:
         value = payload.get(field)
         if isinstance(value, str) and value.strip():
-            note = _UNSTORABLE.sub("", value).strip()
+            note = without_unstorable(value).strip()
             cleaned = (
                 " (NUL characters and unpaired surrogates removed)" if note != value.strip() else ""
             )
