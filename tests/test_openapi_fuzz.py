@@ -1,8 +1,8 @@
 """Schemathesis against a live server: every documented operation, every check, bounded.
 
 The server is the whole ASGI application under uvicorn in this test process (it shares
-the test database), seeded with environments, flags, a segment and one key of each
-kind. Destructive operations are fine: the database is this test's own.
+the test database), seeded with environments, flags, a segment, a trigger and one key
+of each kind. Destructive operations are fine: the database is this test's own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from audit.recorder import Actor
 from flags import services
 from tests.edge import conftest as edge
 from tests.edge.conftest import LiveEdge
@@ -24,7 +23,8 @@ from tests.edge.conftest import LiveEdge
 # Cases per operation and phase: 47 operations in 4 phases took ~150 s on 2 busy cores.
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "5"))
 
-live_edge = edge.live_edge  # the whole ASGI application under uvicorn, in this process
+# The whole ASGI application under uvicorn in this process, and its seeded world.
+live_edge, world = edge.live_edge, edge.world
 
 
 @pytest.fixture
@@ -37,41 +37,16 @@ def unthrottled(settings: Any) -> None:
     }
 
 
-def _seed() -> dict[str, str]:
-    actor = Actor.cli("fuzz")
-    production = services.environment_create(actor=actor, key="production")
-    services.environment_create(actor=actor, key="staging")
-    checkout = services.flag_create(
-        actor=actor, key="new-checkout", client_visible=True, tags=["payments"]
-    )
-    services.flag_state_update(actor=actor, flag=checkout, environment=production, enabled=True)
-    services.flag_create(
-        actor=actor,
-        key="price",
-        type="number",
-        variants={"low": 10, "high": 12},
-        off_variant="low",
-        client_visible=True,
-    )
-    services.segment_create(actor=actor, environment=production, key="staff", included=["u1"])
-    services.trigger_create(actor=actor, name="apm", flag=checkout, environment=production)
-    return {
-        kind: services.token_issue(
-            actor=actor,
-            kind=kind,
-            name=f"fuzz-{kind}",
-            environment=None if kind == "admin" else production,
-        )[1]
-        for kind in ("admin", "server", "client", "kill")
-    }
-
-
 @pytest.mark.integration
 def test_openapi__every_operation_all_checks__no_5xx_and_no_schema_violation(
-    unthrottled: None, live_edge: LiveEdge, tmp_path: Path
+    unthrottled: None, live_edge: LiveEdge, world: dict[str, Any], tmp_path: Path
 ) -> None:
-    fuzz_server = live_edge.url
-    tokens = _seed()
+    # Given the edge tests' world (environments, flags, one key of each kind), a segment
+    # and a trigger, so that every kind of thing exists
+    actor, production = world["actor"], world["production"]
+    services.segment_create(actor=actor, environment=production, key="staff", included=["u1"])
+    services.trigger_create(actor=actor, name="apm", flag=world["checkout"], environment=production)
+    fuzz_server, tokens = live_edge.url, world["tokens"]
     config = tmp_path / "schemathesis.toml"
     config.write_text(
         f"""
