@@ -146,8 +146,9 @@ class BodyLimitASGI:
             return
         trigger = _TRIGGER_FIRE_PATH.match(scope["path"]) is not None
         limit = ALERT_BODY_MAX_BYTES + 1 if trigger else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        declared = _content_length(scope)
-        if limit is None or (declared is not None and declared <= limit):
+        declared, chunked = _body_framing(scope)
+        no_body = declared is None and not chunked  # a GET, say
+        if limit is None or no_body or (declared is not None and declared <= limit):
             await self.application(scope, receive, send)
         elif trigger:
             await self.application(scope, _cut_at(receive, limit), _closing(send))
@@ -177,11 +178,15 @@ class BodyLimitASGI:
         await self.application(scope, replay, send)
 
 
-def _content_length(scope: Any) -> int | None:
+def _body_framing(scope: Any) -> tuple[int | None, bool]:
+    """(the declared Content-Length, whether the body is chunked)."""
+    declared, chunked = None, False
     for name, value in scope.get("headers", []):
         if name == b"content-length" and value.isdigit():
-            return int(value)
-    return None
+            declared = int(value)
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    return declared, chunked
 
 
 def _cut_at(receive: Any, limit: int) -> Any:
