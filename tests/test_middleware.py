@@ -150,3 +150,14 @@ def test_trusted_proxies_setting__bad_range_refuses_to_start() -> None:
         check=False,
     )
     assert result.returncode != 0 and "TRUSTED_PROXIES" in result.stderr
+
+
+@pytest.mark.integration
+def test_kill_through_uvicorn_with_a_60_character_forwarded_for__200_and_audited(
+    live_edge: LiveEdge, world: dict[str, Any]
+) -> None:
+    # uvicorn (proxy headers on, as in this fixture) hands a 60-character "address" on
+    client = live_edge.client(world["tokens"]["kill"], **{"X-Forwarded-For": "x" * 60})
+    response = client.post("/api/v1/flags/new-checkout/kill/", json={"reason": "incident"})
+    assert response.status_code == 200, response.text
+    assert AuditEvent.objects.get(action="flag.kill").source_ip in ("", "127.0.0.1")
