@@ -6,21 +6,19 @@ import asyncio
 import contextlib
 import gc
 import logging
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 from django.conf import settings
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from flags.edge.fanout import Fanout
 from flags.edge.http import Edge
 from flags.edge.ratelimit import RateLimiter
+from flags.edge.routing import everything_else, json_http_error, method_not_allowed_routes
 from flags.edge.state import EdgeState
 from flagsvc import metrics
 from flagsvc.middleware import BodyLimitASGI
@@ -83,63 +81,16 @@ def build_application(django_application: Any) -> Starlette:
             app=StaticFiles(directory=settings.STATIC_ROOT, check_dir=False),
             name="static",
         ),
-        _everything_else(BodyLimitASGI(django_application)),
+        everything_else(BodyLimitASGI(django_application)),
     ]
     # Another method on an edge path is a 405 naming the allowed ones, not Django's 404.
-    routes[-1:-1] = [
-        Route(path, MethodNotAllowed(methods)) for path, methods in _edge_methods(routes).items()
-    ]
+    routes[-1:-1] = method_not_allowed_routes(routes)
     application = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _json_http_error}
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: json_http_error}
     )
     application.state.edge = edge
     application.state.fanout = fanout
     return application
-
-
-def _everything_else(django_application: Any) -> Mount:
-    """Django, for every path the edge does not answer, including ones with a newline.
-
-    Starlette's "/" mount matches with ``.*$``: a path with %0A in it matched nothing
-    (plain-text 404), or matched without its trailing slash (a 307 to the wrong path).
-    """
-    mount = Mount("/", app=django_application)
-    mount.path_regex = re.compile(r"^/(?P<path>.*)\Z", re.DOTALL)
-    return mount
-
-
-def _edge_methods(routes: list[Any]) -> dict[str, list[str]]:
-    methods: dict[str, set[str]] = {}
-    for route in routes:
-        if isinstance(route, Route) and route.methods:
-            methods.setdefault(route.path, set()).update(route.methods)
-    return {path: sorted(names) for path, names in methods.items()}
-
-
-def _error(status: int, code: str, message: str, headers: Any = None) -> Response:
-    body = {"error": {"code": code, "message": message, "fields": {}}}
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
-class MethodNotAllowed:
-    """An edge path asked with a method it does not answer: 405 with Allow."""
-
-    def __init__(self, methods: list[str]) -> None:
-        self.allow = ", ".join(methods)
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        message = f"{scope['method']} is not allowed here; use {self.allow}."
-        response = _error(405, "method_not_allowed", message, {"Allow": self.allow})
-        await response(scope, receive, send)
-
-
-async def _json_http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own errors (e.g. a path no route matches, such as one with %0A) in JSON."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        message = f"No endpoint at {request.url.path!r}. The endpoints are listed at /api/docs/."
-        return _error(404, "not_found", message, exc.headers)
-    return _error(exc.status_code, "http_error", str(exc.detail), exc.headers)
 
 
 async def _sync_rate_limits(edge: Edge, fanout: Fanout) -> None:
