@@ -93,25 +93,30 @@ class ClientAddressMiddleware(MiddlewareMixin):
         )
 
 
+def _nul_field(request: HttpRequest) -> str | None:
+    """Where a NUL is: "path", a header's name, "query" (a parameter's name) or a parameter."""
+    if "\x00" in request.path:
+        return "path"
+    for name, value in request.headers.items():
+        if "\x00" in value:
+            return name
+    for name, values in request.GET.lists():
+        if "\x00" in name:
+            return "query"
+        if any("\x00" in value for value in values):
+            return name
+    return None
+
+
 class RefuseNulMiddleware(MiddlewareMixin):
-    """A NUL in the path or a query parameter is a 400 naming it, before any view runs.
+    """A NUL in the path, a header (X-Reason) or a query parameter is a 400 naming it.
 
     PostgreSQL refuses NUL in text, so such a value would otherwise fail in the first
     query that uses it (a 500). Bodies are checked by the API's JSON parser.
     """
 
     def process_request(self, request: HttpRequest) -> HttpResponse | None:
-        field = None
-        if "\x00" in request.path:
-            field = "path"
-        else:
-            for name, values in request.GET.lists():
-                if "\x00" in name:
-                    field = "query"
-                    break
-                if any("\x00" in value for value in values):
-                    field = name
-                    break
+        field = _nul_field(request)
         if field is None:
             return None
         problem = "contains a NUL character (%00); remove it"

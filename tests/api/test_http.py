@@ -91,3 +91,13 @@ def test_nul_in_a_query_parameter_or_the_path__400_naming_it(
     api: Client, environments: object, path: str, field: str
 ) -> None:
     assert "NUL" in _refused_on(send(api, "GET", path), field)
+
+
+def test_nul_in_the_reason_header__400_naming_it_and_no_kill(
+    make_flag: Callable[..., Flag], issue: Callable[..., str], production: Environment
+) -> None:
+    make_flag("search")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {issue('kill')}", HTTP_X_REASON="oops\x00")
+    response = send(client, "POST", "/api/v1/flags/search/kill/", {"environment": "production"})
+    assert "NUL" in _refused_on(response, "X-Reason")
+    assert not AuditEvent.objects.filter(action="flag.kill").exists()
