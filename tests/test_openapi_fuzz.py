@@ -76,7 +76,7 @@ headers = {{ Authorization = "Bearer {tokens["server"]}" }}
         "--max-examples",
         str(MAX_EXAMPLES),
         "--seed",
-        "8",
+        os.environ.get("FUZZ_SEED", "8"),
         "--request-timeout",
         "5",
         "--workers",
