@@ -7,7 +7,7 @@ DEV_STAMP := $(VENV)/.installed-dev-$(shell cat pyproject.toml | cksum | cut -d'
 # Development-only defaults for `make run`; production sets its own (see README).
 RUN_ENV := DEBUG=true
 
-.PHONY: run test lint format install install-dev migrate seed bench clean
+.PHONY: run test fuzz lint format install install-dev migrate seed bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -38,6 +38,11 @@ run: $(STAMP)
 ## test: the whole suite (SQLite unless DATABASE_URL is set)
 test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## fuzz: only the schemathesis run (every operation, all checks; part of `make test` too).
+## More cases: FUZZ_MAX_EXAMPLES=50 make fuzz
+fuzz: $(DEV_STAMP)
+	$(PY) -m pytest tests/test_openapi_fuzz.py -s $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -107,6 +107,9 @@ def parse_duration(value: Any) -> tuple[int | None, str]:
         match = _DURATION.match(text.lower()) or _ISO_DURATION.match(text.upper())
         if match is None or not any(match.groups()):
             return None, problem
+        if any(len(group or "") > 9 for group in match.groups()):
+            # int() would refuse 4,300+ digits with a ValueError; 366 days fit in 8.
+            return None, "is longer than 366 days"
         days, hours, minutes, secs = (int(g or 0) for g in match.groups())
         seconds = ((days * 24 + hours) * 60 + minutes) * 60 + secs
     else:

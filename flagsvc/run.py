@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             "--port",
             str(args.port),
             "--no-access-log",
+            "--no-proxy-headers",  # TRUSTED_PROXIES decides, in Django (flagsvc/middleware.py)
             # Open SSE streams never finish on their own; give them 5 s, then close them.
             "--timeout-graceful-shutdown",
             "5",

@@ -47,6 +47,9 @@ def serve_child(
     config = uvicorn.Config(
         app,
         access_log=False,
+        # X-Forwarded-For is read by Django for TRUSTED_PROXIES only (ClientAddressMiddleware);
+        # uvicorn's own handling would believe it from any local peer, unvalidated.
+        proxy_headers=False,
         log_level=log_level,
         timeout_graceful_shutdown=graceful,
     )

@@ -5,6 +5,7 @@ Development defaults apply only when DEBUG is on (``make run`` turns it on);
 with DEBUG off the process refuses to start without SECRET_KEY and ALLOWED_HOSTS.
 """
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -93,7 +94,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "flagsvc.metrics.django_metrics_middleware",
     "django.middleware.security.SecurityMiddleware",
+    "flagsvc.middleware.ClientAddressMiddleware",
     "flagsvc.middleware.RequestIdMiddleware",
+    "flagsvc.middleware.RefuseNulMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -286,6 +289,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_PATCH": True,
+    # Request components of their own, so "may not be blank" is documented (minLength: 1).
+    "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "flags.api.schema.postprocess_schema",
@@ -305,6 +310,16 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz/django$"]
 if env.bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Peers whose X-Forwarded-For is believed (flagsvc.middleware.ClientAddressMiddleware);
+# nobody's by default, so a client cannot choose the address the audit trail records.
+try:
+    TRUSTED_PROXIES = [
+        ipaddress.ip_network(cidr, strict=False) for cidr in env.list("TRUSTED_PROXIES", default=[])
+    ]
+except ValueError as problem:
+    raise ImproperlyConfigured(
+        f"TRUSTED_PROXIES: {problem}; give addresses or CIDR ranges, e.g. 10.0.0.0/8,127.0.0.1"
+    ) from None
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
@@ -312,8 +327,22 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Trigger secrets are credentials: the loggers that write request paths redact them.
+    "filters": {"trigger_secrets": {"()": "flagsvc.redaction.RedactTriggerSecrets"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["trigger_secrets"],
+        }
+    },
+    "loggers": {
+        **{
+            name: {"filters": ["trigger_secrets"]}
+            for name in ("django.request", "django.server", "uvicorn.access")
+        },
+        # Audit checkpoints are evidence kept outside the database: logged whatever LOG_LEVEL says.
+        "audit.checkpoint": {"level": "INFO"},
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL")},
-    # Audit checkpoints are evidence kept outside the database: logged whatever LOG_LEVEL says.
-    "loggers": {"audit.checkpoint": {"level": "INFO"}},
 }

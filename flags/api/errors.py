@@ -46,6 +46,16 @@ class InvalidParameter(exceptions.APIException):
         self.fields = {name: message}
 
 
+class UnstorableBody(exceptions.ParseError):
+    """Valid JSON that no database can hold (NUL, lone surrogates) or nested too deep."""
+
+    default_code = "validation_failed"
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.fields = {field: problem}
+
+
 class ApiNotFound(exceptions.NotFound):
     """A named thing that does not exist, with a message saying how to find the right one."""
 
@@ -96,6 +106,8 @@ def _describe(
         return "validation_failed", _summary(fields), fields
     if isinstance(exc, InvalidParameter):
         return "invalid_parameter", str(detail), exc.fields
+    if isinstance(exc, UnstorableBody):
+        return "validation_failed", str(detail), exc.fields
     if isinstance(exc, exceptions.ParseError):
         return "malformed_json", f"The request body is not valid JSON ({detail}). {JSON_HINT}", {}
     if isinstance(exc, exceptions.UnsupportedMediaType):

@@ -19,15 +19,21 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from flags.api.auth import principal_of
-from flags.api.errors import InvalidParameter, PayloadTooLarge
+from flags.api.errors import InvalidParameter, PayloadTooLarge, UnstorableBody
+from flags.validation import unstorable_text
 
 logger = logging.getLogger(__name__)
 
 REASON_HEADER = "X-Reason"
+# Rules, segments and JSON variants need a handful of levels; 10,000 only exhaust the stack.
+MAX_JSON_DEPTH = 64
 
 
 class LimitedJSONParser(JSONParser):
-    """JSON bodies only, and no bigger than DATA_UPLOAD_MAX_MEMORY_SIZE.
+    """JSON bodies only, no bigger than DATA_UPLOAD_MAX_MEMORY_SIZE, and storable.
+
+    Storable: no NUL, no lone surrogate and at most MAX_JSON_DEPTH levels of nesting,
+    each a 400 naming the field (they would otherwise fail in the database, as a 500).
 
     Recent DRF reads ``request.body`` (Django checks the size; the error handler turns
     that into 413); older DRF reads the stream directly, bypassing that check. This
@@ -48,7 +54,16 @@ class LimitedJSONParser(JSONParser):
         body = stream.read(limit + 1) if limit is not None else stream.read()
         if limit is not None and len(body) > limit:
             raise PayloadTooLarge(f"The body is larger than {limit} bytes; send less.")
-        return super().parse(io.BytesIO(body), media_type, parser_context)
+        try:
+            data = super().parse(io.BytesIO(body), media_type, parser_context)
+        except RecursionError:  # json's C scanner gives up at the interpreter's recursion limit
+            raise UnstorableBody(
+                "body", f"is nested deeper than {MAX_JSON_DEPTH} levels; flatten it"
+            ) from None
+        problem = unstorable_text(data, max_depth=MAX_JSON_DEPTH)
+        if problem is not None:
+            raise UnstorableBody(*problem)
+        return data
 
 
 class AdminTokenThrottle(SimpleRateThrottle):
@@ -116,15 +131,15 @@ def expected_version_of(request: Request, data: Mapping[str, Any]) -> int | None
 
 
 def boolean_parameter(request: Request, name: str, default: bool | None) -> bool | None:
-    """A true/false query parameter; ``any``/``all`` mean no filter (None)."""
+    """A ``true``/``false`` query parameter; ``any`` means no filter (None).
+
+    Exactly the documented values: ``1``, ``yes`` or ``TRUE`` would be guesses at what
+    the caller meant, and the OpenAPI document lists these three.
+    """
     raw = request.query_params.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    value = raw.strip().lower()
-    if value in ("true", "1", "yes"):
-        return True
-    if value in ("false", "0", "no"):
-        return False
-    if value in ("any", "all"):
-        return None
-    raise InvalidParameter(name, f"{raw!r} is not one of true, false or any")
+    choices: dict[str, bool | None] = {"true": True, "false": False, "any": None}
+    if raw not in choices:
+        raise InvalidParameter(name, f"{raw!r} is not one of true, false or any")
+    return choices[raw]

@@ -7,7 +7,6 @@ in the path is the credential.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -28,6 +27,7 @@ from rest_framework.response import Response
 from flags import propagation, services
 from flags.api import selectors
 from flags.api import serializers as s
+from flags.api.alerts import ALERT_BODY_OUT, alert_body_of
 from flags.api.auth import actor_for, principal_of
 from flags.api.base import ApiView
 from flags.api.errors import ApiNotFound
@@ -312,7 +312,9 @@ class KillListView(ApiView):
         operation_id="kills_list",
         summary="Active kills: flag, environment, who, when, why, for how long",
         parameters=[OpenApiParameter("environment", OpenApiTypes.STR, required=False)],
-        responses={200: KILL_STATE},
+        responses={
+            200: inline_serializer("KillList", {"kills": serializers.ListField(child=KILL_STATE)})
+        },
         tags=["kill switch"],
     )
     def get(self, request: Request) -> Response:
@@ -404,7 +406,11 @@ class TriggerListView(ApiView):
     @extend_schema(
         operation_id="triggers_list",
         summary="Trigger URLs (never their secrets)",
-        responses={200: TRIGGER_OUT},
+        responses={
+            200: inline_serializer(
+                "TriggerList", {"triggers": serializers.ListField(child=TRIGGER_OUT)}
+            )
+        },
         tags=["kill switch"],
     )
     def get(self, request: Request) -> Response:
@@ -487,19 +493,6 @@ def _over_limit(key: str, limit: int) -> bool:
     return count > limit
 
 
-def _note_of(request: Request) -> str:
-    """A short note from the alert's body (APM tools post their own JSON), if it has one."""
-    try:
-        payload = json.loads(request.body or b"{}")
-    except ValueError:
-        return ""
-    if isinstance(payload, dict):
-        for field in ("note", "reason", "title", "message", "alert", "summary"):
-            if isinstance(payload.get(field), str):
-                return payload[field]
-    return ""
-
-
 class TriggerFireView(ApiView):
     """``POST /api/v1/triggers/{secret}/``: the secret is the credential."""
 
@@ -513,10 +506,13 @@ class TriggerFireView(ApiView):
         description="Needs no other credential. Unknown or revoked secrets answer 404. "
         f"Rate-limited to {TRIGGER_FIRINGS_PER_MINUTE} firings a minute per trigger (429 with "
         "Retry-After). Every firing is on the audit trail with the trigger's name and the caller's "
-        'address; a body with a "note" (or title/message) string adds it to the reason.',
+        'address; a body with a "note" (or title/message) string adds it to the reason. '
+        "The body is optional context: whatever it is (too large, not JSON), the trigger fires.",
         request=None,
         responses={
-            200: KILL_ANSWER,
+            200: inline_serializer(
+                "TriggerFired", {**KILL_ANSWER.fields, "alert_body": ALERT_BODY_OUT}
+            ),
             404: OpenApiResponse(description="Unknown or revoked trigger."),
             429: OpenApiResponse(description="Fired too often; see Retry-After."),
         },
@@ -542,11 +538,12 @@ class TriggerFireView(ApiView):
                 wait=60 - int(timezone.now().timestamp()) % 60,
                 detail=f"Trigger {trigger.name!r} fired more than {TRIGGER_FIRINGS_PER_MINUTE} times this minute.",
             )
+        alert_body = alert_body_of(request)  # bounded, and never raises: the URL alone fires
         outcome = services.trigger_fire(
             trigger=trigger,
             source_ip=source_ip,
             request_id=getattr(request, "request_id", ""),
-            note=_note_of(request),
+            note=alert_body.note,
         )
         state = outcome.state
         state.environment = trigger.environment
@@ -558,5 +555,6 @@ class TriggerFireView(ApiView):
                 "propagation": confirmed(
                     trigger.environment, outcome.environment_version, started_at
                 ),
+                "alert_body": alert_body.answer(),
             }
         )

@@ -13,6 +13,7 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import force_instance
 
 from flags.engine import MAX_RULES, MAX_SPLIT_TOTAL, OPERATORS
 
@@ -27,6 +28,17 @@ class ApiAutoSchema(AutoSchema):
     def get_serializer_name(self, serializer: Any, direction: Any) -> str:
         name = str(super().get_serializer_name(serializer, direction))
         return re.sub(r"(?<=[a-z])(Out|In)$", "", name)
+
+    def _map_serializer(
+        self, serializer: Any, direction: Any, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_serializer(serializer, direction, bypass_extensions)
+        from flags.api.serializers import InputSerializer  # it imports this module
+
+        # Request bodies refuse unknown fields (InputSerializer): say so.
+        if direction == "request" and isinstance(force_instance(serializer), InputSerializer):
+            schema["additionalProperties"] = False
+        return schema
 
 
 # --- security schemes ---------------------------------------------------------------------
@@ -272,10 +284,11 @@ def _error_response(status: str, description: str | None = None) -> dict[str, An
 
 def _add_error_responses(path: str, method: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
-    statuses = ["401", "403", "429", "500"]
-    if method in WRITE_METHODS:
-        statuses += ["400", "413", "415"]
-    if "{" in path:
+    # 400 everywhere: a bad query parameter, or a NUL in the path (flagsvc.middleware).
+    statuses = ["400", "401", "403", "429", "500"]
+    if method in WRITE_METHODS:  # 409: e.g. the flag is archived, or another write won
+        statuses += ["409", "413", "415"]
+    if "{" in path or method in WRITE_METHODS:  # a body can name a missing flag, too
         statuses.append("404")
     for status in statuses:
         responses.setdefault(status, _error_response(status))
@@ -285,6 +298,17 @@ def _add_error_responses(path: str, method: str, operation: dict[str, Any]) -> N
 
 
 # --- the SDK edge (Starlette) -----------------------------------------------------------------
+
+
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "example": "version"},
+        "data": {"type": "string", "description": "A JSON document"},
+        "id": {"type": "string", "description": "The version, for Last-Event-ID"},
+        "retry": {"type": "integer"},
+    },
+}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -402,8 +426,7 @@ EDGE_DEFINITIONS: dict[str, dict[str, Any]] = {
         "properties": {
             "errorCode": {
                 "type": "string",
-                "description": "unauthenticated, permission_denied, rate_limited, not_found, "
-                "invalid_request",
+                "description": "unauthenticated, permission_denied, rate_limited, not_found",
             },
             "errorDetails": {"type": "string"},
         },
@@ -449,7 +472,7 @@ def _ofrep_errors(failure: str) -> dict[str, Any]:
     return {
         "400": _ofrep_error(
             "INVALID_CONTEXT, PARSE_ERROR or TARGETING_KEY_MISSING (errorCode, errorDetails); "
-            "invalid_request when an admin token names no environment.",
+            "GENERAL when an admin token names no environment.",
             failure,
         ),
         "401": _ofrep_error("No key, or an unknown or revoked key."),
@@ -523,7 +546,8 @@ EDGE_PATHS: dict[str, dict[str, Any]] = {
             "responses": {
                 "200": {
                     "description": "An open stream of events.",
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    # One event, as a client sees it once parsed (what schema checkers validate).
+                    "content": {"text/event-stream": {"schema": _SSE_EVENT}},
                 },
                 "400": _error_response("400", "An admin token named no environment."),
                 "401": _error_response("401"),
@@ -546,7 +570,8 @@ EDGE_PATHS: dict[str, dict[str, Any]] = {
                 {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}},
                 _ENVIRONMENT,
             ],
-            "requestBody": {"required": True, **_json(ref("OfrepEvaluationRequest"))},
+            # No body evaluates with an empty context, as the OFREP providers expect.
+            "requestBody": {"required": False, **_json(ref("OfrepEvaluationRequest"))},
             "responses": {
                 "200": {"description": "The evaluation.", **_json(ref("OfrepEvaluationSuccess"))},
                 **_ofrep_errors("OfrepEvaluationFailure"),
@@ -565,7 +590,8 @@ EDGE_PATHS: dict[str, dict[str, Any]] = {
             "summary": "Evaluate every flag the key may see (OFREP bulk)",
             "security": _OFREP_SECURITY,
             "parameters": [_ENVIRONMENT, _IF_NONE_MATCH],
-            "requestBody": {"required": True, **_json(ref("OfrepEvaluationRequest"))},
+            # No body evaluates with an empty context, as the OFREP providers expect.
+            "requestBody": {"required": False, **_json(ref("OfrepEvaluationRequest"))},
             "responses": {
                 "200": {
                     "description": "Every flag's evaluation.",
@@ -619,10 +645,45 @@ EDGE_PATHS: dict[str, dict[str, Any]] = {
 }
 
 
+def _drop_request_suffixes(result: dict[str, Any]) -> dict[str, Any]:
+    """``FooRequest`` -> ``Foo`` where no response component is called ``Foo``.
+
+    COMPONENT_SPLIT_REQUEST gives request bodies components of their own (so that
+    non-blank strings carry ``minLength: 1``), named with a Request suffix; input-only
+    serializers keep their plain names, as before the split.
+    """
+    schemas = result.get("components", {}).get("schemas", {})
+    renames = {
+        f"#/components/schemas/{name}": f"#/components/schemas/{name[: -len('Request')]}"
+        for name in schemas
+        if name.endswith("Request") and name[: -len("Request")] not in schemas
+    }
+    if not renames:
+        return result
+
+    def rewrite(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("$ref") in renames:
+                node["$ref"] = renames[node["$ref"]]
+            for child in node.values():
+                rewrite(child)
+        elif isinstance(node, list):
+            for child in node:
+                rewrite(child)
+
+    rewrite(result)
+    result["components"]["schemas"] = {
+        (name[: -len("Request")] if f"#/components/schemas/{name}" in renames else name): body
+        for name, body in schemas.items()
+    }
+    return result
+
+
 def postprocess_schema(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
     """POSTPROCESSING_HOOKS entry: definitions, error bodies and the SDK edge's paths."""
+    result = _drop_request_suffixes(result)
     components = result.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for name, schema in {**DEFINITIONS, **EDGE_DEFINITIONS}.items():

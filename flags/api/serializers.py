@@ -53,7 +53,38 @@ class VariantsField(serializers.JSONField):
     pass
 
 
-class JsonListField(serializers.JSONField):
+# Keys that name something (a variant, an operator, a flag): always strings in the
+# definitions, and looked up in dicts by the validation, which a JSON object cannot be.
+_NAME_KEYS = ("variant", "operator", "attribute", "flag", "bucket_by", "id")
+
+
+def _name_problem(value: Any, path: str = "") -> str | None:
+    """The first ``variant``/``operator``/... in a definition that is not a string."""
+    pending: list[tuple[Any, str]] = [(value, path)]
+    while pending:
+        item, here = pending.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                child_path = f"{here}.{key}" if here else str(key)
+                if key in _NAME_KEYS and not isinstance(child, str):
+                    return f"{child_path}: must be a string, not {type(child).__name__}"
+                pending.append((child, child_path))
+        elif isinstance(item, list):
+            pending.extend((child, f"{here}[{i}]") for i, child in enumerate(item))
+    return None
+
+
+class DefinitionJSONField(serializers.JSONField):
+    """Part of a flag or segment definition; what it means is for the services to check."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        problem = _name_problem(data)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+        return super().to_internal_value(data)
+
+
+class JsonListField(DefinitionJSONField):
     """A JSON list; what its items mean is for the services' validation to check."""
 
     default_error_messages = {"not_a_list": "must be a JSON list"}
@@ -69,14 +100,39 @@ class TargetsField(JsonListField):
     pass
 
 
+class _RuleListField(JsonListField):
+    def to_internal_value(self, data: Any) -> Any:
+        rules = super().to_internal_value(data)
+        for index, rule in enumerate(rules):
+            # null would be stored and answered as null, where a list is documented
+            if (
+                isinstance(rule, dict)
+                and "conditions" in rule
+                and not isinstance(rule["conditions"], list)
+            ):
+                raise serializers.ValidationError(f"[{index}].conditions: must be a list")
+        return rules
+
+
 @extend_schema_field({"type": "array", "items": ref("Rule")})
-class RulesField(JsonListField):
+class RulesField(_RuleListField):
     pass
 
 
 @extend_schema_field(ref("Serve"))
-class ServeField(serializers.JSONField):
-    pass
+class ServeField(DefinitionJSONField):
+    """``{"variant": NAME}`` or ``{"split": [...], "bucket_by": ATTRIBUTE}``, nothing else."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            allowed = {"variant"} if "variant" in data else {"split", "bucket_by"}
+            unknown = sorted(set(data) - allowed, key=str)
+            if unknown:
+                raise serializers.ValidationError(
+                    f"unknown key(s) {', '.join(map(repr, unknown))}; a serve is "
+                    '{"variant": NAME} or {"split": [...], "bucket_by": ATTRIBUTE}'
+                )
+        return super().to_internal_value(data)
 
 
 @extend_schema_field({"type": "array", "items": ref("Prerequisite")})
@@ -85,7 +141,7 @@ class PrerequisitesField(JsonListField):
 
 
 @extend_schema_field({"type": "array", "items": ref("SegmentRule")})
-class SegmentRulesField(JsonListField):
+class SegmentRulesField(_RuleListField):
     pass
 
 
@@ -120,6 +176,13 @@ class InputSerializer(serializers.Serializer):
                 problems[name] = [
                     self.fixed_fields.get(name) or f"unknown field; use {', '.join(self.fields)}"
                 ]
+            for name, field in self.fields.items():
+                # DRF turns 0 or true into "0"/"True" for a CharField; the schema says string.
+                value = data.get(name)
+                if isinstance(field, serializers.CharField) and not (
+                    value is None or isinstance(value, str)
+                ):
+                    problems[name] = [f"must be a string, not {type(value).__name__}"]
             if problems:
                 raise serializers.ValidationError(problems)
         return super().to_internal_value(data)

@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -22,8 +23,10 @@ from flags.edge.emergency import KillRoute
 from flags.edge.fanout import Fanout
 from flags.edge.http import Edge
 from flags.edge.ratelimit import RateLimiter
+from flags.edge.routing import everything_else, json_http_error, method_not_allowed_routes
 from flags.edge.state import EdgeState
 from flagsvc import metrics
+from flagsvc.middleware import BodyLimitASGI
 
 logger = logging.getLogger("flags.edge")
 
@@ -168,6 +171,7 @@ def build_application(django_application: Any) -> Starlette:
             sync.cancel()
             await fanout.stop()
 
+    django_behind_limit = BodyLimitASGI(django_application)
     routes = [
         Route("/api/v1/sdk/snapshot/", edge.snapshot, methods=["GET"]),
         Route("/api/v1/sdk/stream/", RawASGI(edge.stream), methods=["GET"]),
@@ -182,12 +186,12 @@ def build_application(django_application: Any) -> Starlette:
         # Kills and restores work while the database is out (through Redis, recorded later).
         Route(
             "/api/v1/flags/{key}/kill/",
-            RawASGI(KillRoute(django_application, edge.state, "kill")),
+            RawASGI(KillRoute(django_behind_limit, edge.state, "kill")),
             methods=["POST"],
         ),
         Route(
             "/api/v1/flags/{key}/restore/",
-            RawASGI(KillRoute(django_application, edge.state, "restore")),
+            RawASGI(KillRoute(django_behind_limit, edge.state, "restore")),
             methods=["POST"],
         ),
         Mount(
@@ -195,12 +199,15 @@ def build_application(django_application: Any) -> Starlette:
             app=StaticFiles(directory=settings.STATIC_ROOT, check_dir=False),
             name="static",
         ),
-        Mount("/", app=django_application),
+        everything_else(django_behind_limit),
     ]
+    # Another method on an edge path is a 405 naming the allowed ones, not Django's 404.
+    routes[-1:-1] = method_not_allowed_routes(routes)
     application = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(CloseAfterUnreadBody), Middleware(AllowedHosts)],
+        exception_handlers={HTTPException: json_http_error},
     )
     application.state.edge = edge
     application.state.fanout = fanout

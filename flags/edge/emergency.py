@@ -21,18 +21,20 @@ import time
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError
 from starlette.types import Receive, Scope, Send
 
 from audit.models import AuditEvent
 from audit.recorder import Actor
-from flags import emergency, propagation, services
+from flags import emergency, propagation, services, validation
 from flags.api import selectors
 from flags.edge.state import EdgeState, run_db
 from flags.errors import ServiceError
 from flags.kill_answers import kill_out
 from flags.tokens import TokenPrincipal
 from flagsvc import metrics
+from flagsvc.middleware import client_address
 
 MAX_BODY = 64 * 1024
 REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,64}$")  # as flagsvc.middleware accepts it
@@ -88,6 +90,10 @@ class KillRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started_at = time.time()
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > MAX_BODY:
+            await self.django(scope, receive, send)  # refused there, before it is read
+            return
         body, complete = b"", False
         while not complete and len(body) <= MAX_BODY:
             message = await receive()
@@ -156,6 +162,8 @@ class KillRoute:
         reason, asked = data.get("reason"), data.get("environment")
         if not isinstance(reason, str) or not (asked is None or isinstance(asked, str)):
             return None
+        if validation.unstorable_text(data) is not None:
+            return None  # NULs, lone surrogates: the API view names the field
         bound = principal.environment_key if principal.kind == "kill" else None
         if bound and asked and asked != bound:
             return None
@@ -168,7 +176,11 @@ class KillRoute:
             kind=AuditEvent.ActorKind.TOKEN,
             name=principal.name,
             request_id=request_id if REQUEST_ID.match(request_id) else uuid.uuid4().hex,
-            source_ip=client[0] if client else "",
+            source_ip=client_address(
+                client[0] if client else "",
+                headers.get("x-forwarded-for", ""),
+                settings.TRUSTED_PROXIES,
+            ),
         )
         self.state.used_digests[digest] = time.time()
         flag_key = scope["path_params"]["key"]
@@ -227,7 +239,11 @@ class KillRoute:
             kind=AuditEvent.ActorKind.TOKEN,
             name=principal.name,
             request_id=headers.get("x-request-id", "")[:64],
-            source_ip=client[0] if client else "",
+            source_ip=client_address(
+                client[0] if client else "",
+                headers.get("x-forwarded-for", ""),
+                settings.TRUSTED_PROXIES,
+            ),
         )
         flag = scope["path_params"]["key"]
         loop = asyncio.get_running_loop()

@@ -108,11 +108,19 @@ def api_error(error: EdgeError) -> Response:
     return Response(json.dumps(body).encode(), error.status, headers=headers, media_type=JSON)
 
 
+# OFREP's errorCode enum for a 400; any other 400 (e.g. an admin token naming no
+# environment) is GENERAL, so stock providers can parse it.
+OFREP_BAD_REQUEST_CODES = ("PARSE_ERROR", "INVALID_CONTEXT", "TARGETING_KEY_MISSING", "GENERAL")
+
+
 def ofrep_error(error: EdgeError, key: str | None = None) -> Response:
     headers = dict(CORS_HEADERS)
     if error.retry_after:
         headers["retry-after"] = str(error.retry_after)
-    body: dict[str, Any] = {"errorCode": error.code, "errorDetails": error.message}
+    code = error.code
+    if error.status == 400 and code not in OFREP_BAD_REQUEST_CODES:
+        code = "GENERAL"
+    body: dict[str, Any] = {"errorCode": code, "errorDetails": error.message}
     if key is not None:
         body = {"key": key, **body}
     return Response(json.dumps(body).encode(), error.status, headers=headers, media_type=JSON)
@@ -360,7 +368,6 @@ class Edge:
                 "permission_denied",
                 "rate_limited",
                 "not_found",
-                "invalid_request",
             ):
                 return ofrep_error(error)
             return ofrep_error(error, key)

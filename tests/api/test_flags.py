@@ -104,6 +104,12 @@ def test_list__filters(
         ("state=production:maybe", "state"),
         ("state=prod:on", "state"),
         ("archived=perhaps", "archived"),
+        ("archived=1", "archived"),  # exactly the documented true/false/any
+        ("archived=", "archived"),
+        ("page_size=0", "page_size"),  # not quietly the default page size
+        ("page_size=null", "page_size"),
+        ("page_size=501", "page_size"),
+        ("cursor=garbage", "cursor"),  # not a 404, as if the list were gone
     ],
 )
 def test_list__bad_filter__400_names_the_parameter(

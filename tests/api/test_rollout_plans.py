@@ -109,6 +109,8 @@ def test_put__bad_steps__400_naming_each_field_and_nothing_created(
         ({"steps": [{"percentage": 1}], "timezone": "Berlin"}, "timezone"),
         ({"steps": [{"percentage": 1}], "variant": "maybe"}, "variant"),
         ({"steps": [{"percentage": 1, "after": 1}] * 51}, "steps"),
+        ({"steps": [{"percentage": 1, "after": "5" * 5000 + "s"}]}, "steps[0].after"),
+        ({"steps": [{"percentage": 1, "after": "P" + "5" * 5000 + "D"}]}, "steps[0].after"),
     ],
 )
 def test_put__malformed_body__400_on_the_field(

