@@ -75,15 +75,28 @@ class JournalEntry:
 
 @dataclass(frozen=True)
 class EmergencyOutcome:
-    entry: JournalEntry | None  # None: it already was so, nothing journaled
+    entries: list[JournalEntry]  # one per flag changed; none when all already were so
     environment: str
     lineage: str
     version: int
-    kill: dict[str, Any] | None
+    kills: dict[str, dict[str, Any] | None]  # every flag asked for: its kill overlay now
+    incident: str
 
     @property
     def changed(self) -> bool:
-        return self.entry is not None
+        return bool(self.entries)
+
+    @property
+    def entry(self) -> JournalEntry | None:
+        return self.entries[0] if self.entries else None
+
+    @property
+    def kill(self) -> dict[str, Any] | None:
+        return next(iter(self.kills.values()), None)
+
+    @property
+    def changed_flags(self) -> list[str]:
+        return [entry.flag for entry in self.entries]
 
 
 def _client() -> Any:
@@ -113,18 +126,21 @@ def _lineage_of(environment: str) -> str:
 def emergency_apply(
     *,
     action: str,
-    flag: str,
+    flag: str | None = None,
+    flags: list[str] | None = None,
     environment: str,
     reason: str,
     actor: Actor,
     lineage: str | None = None,
 ) -> EmergencyOutcome:
-    """Journal the kill (or restore) in Redis, then serve it everywhere through Redis.
+    """Journal the kill (or restore) of ``flag`` (or all of ``flags``, one incident) in Redis,
+    then serve it everywhere through Redis, as one new version.
 
     Raises EmergencyUnavailable when Redis cannot take it (nothing changed), and
     EmergencyRefused for an unknown flag or environment.
     """
     assert action in ACTIONS
+    wanted = [flag] if flag is not None else sorted(set(flags or ()))
     client = _client()
     try:
         lineage = lineage or _lineage_of(environment)
@@ -134,68 +150,76 @@ def emergency_apply(
                 raise EmergencyRefused(
                     404, "environment_not_found", f"No snapshot of {environment!r} in Redis."
                 )
-            flag_document = document["flags"].get(flag)
-            if flag_document is None:
+            missing = [key for key in wanted if key not in document["flags"]]
+            if missing or not wanted:
                 raise EmergencyRefused(
-                    404, "flag_not_found", f"No flag {flag!r} in {environment!r}."
-                )
-            if (flag_document.get("kill") is not None) == (action == "kill"):
-                return EmergencyOutcome(
-                    None, environment, lineage, document["version"], flag_document.get("kill")
+                    404,
+                    "flag_not_found",
+                    f"No flag {missing[0]!r} in {environment!r}." if missing else "No flag given.",
                 )
             now = datetime.now(UTC)
-            entry = JournalEntry(
-                id=str(uuid.uuid4()),
-                action=action,
-                flag=flag,
-                environment=environment,
-                reason=reason,
-                actor_kind=actor.kind,
-                actor_name=actor.name,
-                source_ip=actor.source_ip,
-                request_id=actor.request_id,
-                at=now.isoformat().replace("+00:00", "Z"),
-                incident=str(uuid.uuid4()),
-            )
+            at = now.isoformat().replace("+00:00", "Z")
+            incident = str(uuid.uuid4())
             kill = (
-                {
-                    "by": actor.name,
-                    "at": entry.at,
-                    "reason": reason,
-                    "incident": entry.incident,
-                }
+                {"by": actor.name, "at": at, "reason": reason, "incident": incident}
                 if action == "kill"
                 else None
             )
-            changed = {**flag_document, "kill": kill}
+            changed: dict[str, dict[str, Any]] = {}
+            kills: dict[str, dict[str, Any] | None] = {}
+            for key in wanted:
+                current = document["flags"][key]
+                if (current.get("kill") is not None) == (action == "kill"):
+                    kills[key] = current.get("kill")  # already so
+                else:
+                    changed[key] = {**current, "kill": kill}
+                    kills[key] = kill
+            if not changed:
+                return EmergencyOutcome([], environment, lineage, document["version"], kills, "")
+            entries = [
+                JournalEntry(
+                    id=str(uuid.uuid4()),
+                    action=action,
+                    flag=key,
+                    environment=environment,
+                    reason=reason,
+                    actor_kind=actor.kind,
+                    actor_name=actor.name,
+                    source_ip=actor.source_ip,
+                    request_id=actor.request_id,
+                    at=at,
+                    incident=incident,
+                )
+                for key in changed
+            ]
             successor = {
                 **document,
                 "version": document["version"] + 1,
                 # Marks a version no database has written: the replay's version replaces it.
                 "revision": "em" + secrets.token_hex(3),
-                "flags": {**document["flags"], flag: changed},
+                "flags": {**document["flags"], **changed},
             }
             payload = publish.encode_snapshot(successor)
             message = publish.change_message(
                 payload,
-                {
-                    "previous_version": document["version"],
-                    "flags": {flag: changed},
-                    "segments": {},
-                },
+                {"previous_version": document["version"], "flags": changed, "segments": {}},
             )
             # The journal first: a change that is served is a change that will be recorded.
-            client.xadd(JOURNAL, entry.encode())
+            for entry in entries:
+                client.xadd(JOURNAL, entry.encode())
             if publish.store().store_and_publish(payload, message):
                 logger.warning(
-                    "EMERGENCY %s of %s in %s while the database is unreachable (journal %s)",
+                    "EMERGENCY %s of %s in %s while the database is unreachable (incident %s)",
                     action,
-                    flag,
+                    ", ".join(changed),
                     environment,
-                    entry.id,
+                    incident,
                 )
-                return EmergencyOutcome(entry, environment, lineage, payload.version, kill)
-            _journal_remove(client, entry.id)  # not applied: this attempt is void
+                return EmergencyOutcome(
+                    entries, environment, lineage, payload.version, kills, incident
+                )
+            for entry in entries:  # not applied: this attempt is void
+                _journal_remove(client, entry.id)
         raise EmergencyUnavailable("the snapshot kept changing while the kill was applied")
     except (EmergencyRefused, EmergencyUnavailable):
         raise
@@ -207,6 +231,35 @@ def _journal_remove(client: Any, entry_id: str) -> None:
     for stream_id, fields in client.xrange(JOURNAL):
         if JournalEntry.decode(fields).id == entry_id:
             client.xdel(JOURNAL, stream_id)
+
+
+@dataclass(frozen=True)
+class TriggerInfo:
+    """What a trigger URL does, as an edge process remembers it for when the database is out."""
+
+    name: str
+    flag: str
+    environment: str
+    action: str
+
+
+def edge_context() -> tuple[dict[str, TriggerInfo], dict[str, frozenset[str]]]:
+    """Live triggers by secret digest, and live flags by tag: what emergency kills need to know."""
+    from flags.models import Flag, KillTrigger
+
+    triggers = {
+        trigger.digest: TriggerInfo(
+            trigger.name, trigger.flag.key, trigger.environment.key, trigger.action
+        )
+        for trigger in KillTrigger.objects.filter(revoked_at__isnull=True).select_related(
+            "flag", "environment"
+        )
+    }
+    tags: dict[str, set[str]] = {}
+    for key, tag in Flag.objects.filter(archived_at__isnull=True).values_list("key", "tags__name"):
+        if tag:
+            tags.setdefault(tag, set()).add(key)
+    return triggers, {tag: frozenset(keys) for tag, keys in tags.items()}
 
 
 def _parse_time(text: str) -> datetime:

@@ -194,6 +194,21 @@ def build_application(django_application: Any) -> Starlette:
             RawASGI(KillRoute(django_behind_limit, edge.state, "restore")),
             methods=["POST"],
         ),
+        Route(
+            "/api/v1/kill/",
+            RawASGI(KillRoute(django_behind_limit, edge.state, "kill", "tag")),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/v1/restore/",
+            RawASGI(KillRoute(django_behind_limit, edge.state, "restore", "tag")),
+            methods=["POST"],
+        ),
+        Route(
+            "/api/v1/triggers/{secret}/",
+            RawASGI(KillRoute(django_behind_limit, edge.state, "kill", "trigger")),
+            methods=["POST"],
+        ),
         Mount(
             "/" + settings.STATIC_URL.strip("/"),
             app=StaticFiles(directory=settings.STATIC_ROOT, check_dir=False),

@@ -84,9 +84,11 @@ def kill_or_restore(
 class KillRoute:
     """One of the kill endpoints: Django's answer, unless Django's database is out."""
 
-    def __init__(self, django: Any, state: EdgeState, action: str) -> None:
-        self.django, self.state, self.action = django, state, action
-        self.observe = metrics.Observer(f"edge:{action}", "POST")
+    def __init__(self, django: Any, state: EdgeState, action: str, kind: str = "flag") -> None:
+        """``kind``: "flag" (``/flags/{key}/kill/``), "tag" (``/kill/`` with a tag) or
+        "trigger" (``/triggers/{secret}/``, whose own action decides)."""
+        self.django, self.state, self.action, self.kind = django, state, action, kind
+        self.observe = metrics.Observer(f"edge:{kind}-{action}", "POST")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started_at = time.time()
@@ -106,7 +108,7 @@ class KillRoute:
             for message in await self.emergency(scope, body, started_at):
                 await send(message)
             return
-        if complete and self.state.database_ok:
+        if complete and self.state.database_ok and self.kind == "flag":
             began = time.perf_counter()
             fast = await self.fast(scope, body, started_at)
             if fast is not None:
@@ -204,58 +206,31 @@ class KillRoute:
         return messages
 
     async def emergency(self, scope: Scope, body: bytes, started_at: float) -> list[Any]:
+        """The change through Redis while the database is out (``flags.emergency``)."""
         headers = {k.decode().lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        found = self._principal(headers)
-        if found is None:
-            return _error(
-                503,
-                "database_unavailable",
-                "The database is unreachable, so nothing was changed. While it is out, only a "
-                "kill key or an admin token this server already knows can kill or restore "
-                f"(sessions and new keys live in the database). See {RUNBOOK}.",
-                retry_after=5,
-            )
-        principal = found[1]
         try:
             data = json.loads(body or b"{}")
         except ValueError:
             data = None
-        reason = data.get("reason") if isinstance(data, dict) else None
-        asked = data.get("environment") if isinstance(data, dict) else None
-        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
-            return _error(400, "validation_failed", "Give a reason (at most 500 characters).")
-        bound = principal.environment_key if principal.kind == "kill" else None
-        if bound and asked and asked != bound:
-            return _error(
-                403, "permission_denied", f"This kill key is bound to {bound!r}, not {asked!r}."
-            )
-        environment = asked or bound
-        if not isinstance(environment, str) or not environment:
-            return _error(
-                400, "validation_failed", 'Say which environment: {"environment": "production"}.'
-            )
+        data = data if isinstance(data, dict) else {}
         client = scope.get("client")
-        actor = Actor(
-            kind=AuditEvent.ActorKind.TOKEN,
-            name=principal.name,
-            request_id=headers.get("x-request-id", "")[:64],
-            source_ip=client_address(
-                client[0] if client else "",
-                headers.get("x-forwarded-for", ""),
-                settings.TRUSTED_PROXIES,
-            ),
+        address = client_address(
+            client[0] if client else "",
+            headers.get("x-forwarded-for", ""),
+            settings.TRUSTED_PROXIES,
         )
-        flag = scope["path_params"]["key"]
+        request_id = headers.get("x-request-id", "")
+        request_id = request_id if REQUEST_ID.match(request_id) else uuid.uuid4().hex
+        target = self.target(scope, headers, data, address, request_id)
+        if isinstance(target, list):
+            return target  # refused
+        action, flags, environment, reason, actor = target
         loop = asyncio.get_running_loop()
         try:
             outcome = await loop.run_in_executor(
                 None,
                 lambda: emergency.emergency_apply(
-                    action=self.action,
-                    flag=flag,
-                    environment=environment,
-                    reason=reason.strip(),
-                    actor=actor,
+                    action=action, flags=flags, environment=environment, reason=reason, actor=actor
                 ),
             )
         except emergency.EmergencyRefused as refused:
@@ -275,28 +250,108 @@ class KillRoute:
                 environment, outcome.lineage, outcome.version, started_at=started_at
             ),
         )
-        verb = "KILLED" if self.action == "kill" else "RESTORED"
+        verb = "KILLED" if action == "kill" else "RESTORED"
+        named = ", ".join(outcome.changed_flags)
         message = (
-            f"{verb} {flag} in {environment} through Redis: live at the edge, "
-            "but the database is unreachable, so its durable record is PENDING; it will be "
-            "written to the database and the audit trail as soon as the database is back."
+            f"{verb} {named} in {environment} through Redis: live at the edge, but the database "
+            "is unreachable, so the durable record is PENDING; it will be written to the "
+            "database and the audit trail as soon as the database is back."
             if outcome.changed
-            else f"{flag} already was {'killed' if self.action == 'kill' else 'not killed'} "
-            f"in {environment}; nothing changed."
+            else f"Already {'killed' if action == 'kill' else 'not killed'} in {environment}; "
+            "nothing changed."
         )
+        common = {
+            "environment": environment,
+            "environment_version": outcome.version,
+            "emergency": True,
+            "durable": False,
+            "journal_entries": [entry.id for entry in outcome.entries],
+            "message": message,
+            "propagation": confirmation.as_dict(),
+        }
+        if self.kind == "tag":
+            return _answer(
+                200,
+                {
+                    "tag": data.get("tag"),
+                    "incident": outcome.incident or None,
+                    "changed": outcome.changed_flags,
+                    "unchanged": [key for key in flags if key not in outcome.changed_flags],
+                    **common,
+                },
+            )
         return _answer(
             200,
             {
-                "flag": flag,
-                "environment": environment,
+                "flag": flags[0],
                 "killed": outcome.kill is not None,
                 "changed": outcome.changed,
                 "kill": outcome.kill,
-                "environment_version": outcome.version,
-                "emergency": True,
-                "durable": False,
-                "journal_entry": outcome.entry.id if outcome.entry else None,
-                "message": message,
-                "propagation": confirmation.as_dict(),
+                **common,
             },
         )
+
+    def target(
+        self,
+        scope: Scope,
+        headers: dict[str, str],
+        data: dict[str, Any],
+        address: str,
+        request_id: str,
+    ) -> tuple[str, list[str], str, str, Actor] | list[Any]:
+        """(action, flags, environment, reason, actor) of an emergency change, or a refusal."""
+        if self.kind == "trigger":
+            secret = scope["path_params"]["secret"]
+            trigger = self.state.triggers.get(hashlib.sha256(secret.encode()).hexdigest())
+            if trigger is None:
+                return _error(
+                    503,
+                    "database_unavailable",
+                    "The database is unreachable and this server does not know this trigger "
+                    f"URL: nothing was changed. Kill with a kill key (see {RUNBOOK}).",
+                    retry_after=5,
+                )
+            note = data.get("note")
+            note = (
+                validation.without_unstorable(note).strip()[:300] if isinstance(note, str) else ""
+            )
+            actor = Actor(
+                AuditEvent.ActorKind.TRIGGER, f"trigger:{trigger.name}", request_id, address
+            )
+            fired = f"trigger {trigger.name!r} fired" + (f": {note}" if note else "")
+            return trigger.action, [trigger.flag], trigger.environment, fired, actor
+        found = self._principal(headers)
+        if found is None:
+            return _error(
+                503,
+                "database_unavailable",
+                "The database is unreachable, so nothing was changed. While it is out, only a "
+                "kill key or an admin token this server already knows can kill or restore "
+                f"(sessions and new keys live in the database). See {RUNBOOK}.",
+                retry_after=5,
+            )
+        principal = found[1]
+        reason, asked = data.get("reason"), data.get("environment")
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > MAX_REASON:
+            return _error(400, "validation_failed", "Give a reason (at most 500 characters).")
+        bound = principal.environment_key if principal.kind == "kill" else None
+        if bound and asked and asked != bound:
+            return _error(
+                403, "permission_denied", f"This kill key is bound to {bound!r}, not {asked!r}."
+            )
+        environment = asked or bound
+        if not isinstance(environment, str) or not environment:
+            return _error(
+                400, "validation_failed", 'Say which environment: {"environment": "production"}.'
+            )
+        actor = Actor(AuditEvent.ActorKind.TOKEN, principal.name, request_id, address)
+        if self.kind == "tag":
+            tag = data.get("tag")
+            flags = sorted(self.state.tags.get(tag, ())) if isinstance(tag, str) else []
+            if not flags:
+                return _error(
+                    404, "not_found", f"No live flag carries the tag {tag!r} (as last known)."
+                )
+            return self.action, flags, environment, validation.without_unstorable(reason), actor
+        flag = scope["path_params"]["key"]
+        return self.action, [flag], environment, validation.without_unstorable(reason), actor

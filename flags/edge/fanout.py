@@ -202,6 +202,7 @@ class Fanout:
         fingerprint = await run_db(token_fingerprint)
         if fingerprint != self._tokens_fingerprint or not self.state.tokens_loaded:
             await self.reload_tokens()
+        self.state.triggers, self.state.tags = await run_db(emergency.edge_context)
         identities = await run_db(environment_identities)
         for environment, identity in identities.items():
             current = self.state.current(environment)

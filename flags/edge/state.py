@@ -322,6 +322,10 @@ class EdgeState:
         # False while this process's database calls fail: kills then go through Redis
         # at once (flags.edge.emergency) instead of waiting for the database first.
         self.database_ok = True
+        # What emergency kills need when the database is out: live trigger URLs by
+        # secret digest, live flags by tag (refreshed with every database watch).
+        self.triggers: dict[str, Any] = {}
+        self.tags: dict[str, frozenset[str]] = {}
         self.on_version: Callable[[str, int], None] = lambda environment, version: None
         self.on_streams: Callable[[str, int], None] = lambda environment, count: None
 

@@ -16,8 +16,8 @@ from django.core.management import call_command
 from django.db import DatabaseError, connection
 
 from audit.models import AuditEvent
-from flags import propagation
-from flags.models import EmergencyRecord, FlagState
+from flags import propagation, services
+from flags.models import EmergencyRecord, Flag, FlagState
 from tests.edge.test_fanout_processes import (
     REDIS_TEST_URL,
     _Edge,
@@ -67,13 +67,15 @@ def workers(world: dict[str, Any], settings: Any) -> Iterator[_Edge]:
         yield edge
 
 
-def kills_recorded() -> int:
+def kills_recorded(*flags: str) -> int:
     """Counted once the test's own connections (terminated with the others) are replaced."""
     deadline = time.monotonic() + 10
     while True:
         connection.close()
         try:
-            return AuditEvent.objects.filter(action="flag.kill", flag_key="new-checkout").count()
+            return AuditEvent.objects.filter(
+                action="flag.kill", flag_key__in=flags or ["new-checkout"]
+            ).count()
         except DatabaseError:
             assert time.monotonic() < deadline
             time.sleep(0.1)
@@ -142,6 +144,53 @@ def test_kill_with_the_database_down__live_on_every_stream_within_a_second_then_
     finally:
         for reader in readers:
             reader.close()
+
+
+def test_tag_kill_and_trigger_with_the_database_down__applied_then_recorded_once(
+    world: dict[str, Any], settings: Any
+) -> None:
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("needs Redis: set REDIS_URL")
+    # Given tagged flags and a trigger URL, known to the web processes when they started
+    actor = world["actor"]
+    for key in ("internal-tool", "price"):
+        services.flag_update(actor=actor, flag=Flag.objects.get(key=key), tags=["payments"])
+    _, secret = services.trigger_create(
+        actor=actor, name="apm", flag=world["checkout"], environment=world["production"]
+    )
+    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
+    settings.REDIS_URL = REDIS_TEST_URL
+    with web_workers(REDIS_TEST_URL) as edge:
+        deadline = time.monotonic() + 10
+        while len(redis.Redis.from_url(REDIS_TEST_URL).hkeys("flagsvc:edges")) < 2:
+            assert time.monotonic() < deadline, "the workers did not report"
+            time.sleep(0.1)
+        with database_refusing_connections():
+            with edge.client(world["tokens"]["kill"]) as client:
+                tagged = client.post(
+                    "/api/v1/kill/",
+                    json={"tag": "payments", "environment": "production", "reason": "psp down"},
+                )
+            with edge.client() as client:
+                fired = client.post(f"/api/v1/triggers/{secret}/", json={"note": "5xx > 5%"})
+            assert tagged.status_code == 200, tagged.json()
+            assert tagged.json()["changed"] == ["internal-tool", "price"]
+            assert tagged.json()["emergency"] is True and tagged.json()["durable"] is False
+            assert fired.status_code == 200, fired.json()
+            assert fired.json()["flag"] == "new-checkout" and fired.json()["killed"] is True
+            with edge.client(world["tokens"]["server"]) as client:
+                served = client.get("/api/v1/sdk/snapshot/").json()["flags"]
+            assert all(served[key]["kill"] for key in ("internal-tool", "price", "new-checkout"))
+        # Then, once the database is back, each is recorded once, the tag kill under one incident
+        deadline = time.monotonic() + 15
+        while kills_recorded("new-checkout", "internal-tool", "price") < 3:
+            assert time.monotonic() < deadline, "the journal was not replayed"
+            time.sleep(0.2)
+        time.sleep(1.5)
+        assert kills_recorded("new-checkout", "internal-tool", "price") == 3
+        events = AuditEvent.objects.filter(action="flag.kill")
+        assert {e.actor for e in events} == {"kill-key", "trigger:apm"}
+        assert len({e.incident_id for e in events if e.actor == "kill-key"}) == 1
 
 
 def test_kill_with_the_database_and_redis_down__503_naming_the_last_resort(
