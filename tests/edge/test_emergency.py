@@ -108,6 +108,10 @@ def test_kill_with_the_database_down__live_on_every_stream_within_a_second_then_
                 for _ in range(4):  # both processes
                     evaluated = client.post(OFREP, json={"context": {"targetingKey": "u1"}})
                     assert evaluated.json()["reason"] == "DISABLED"
+                    assert client.get("/api/v1/sdk/snapshot/").status_code == 200
+            with workers.client() as client:  # still in rotation, saying what is down
+                ready = client.get("/readyz")
+            assert ready.status_code == 200 and ready.json()["checks"]["database"] == "down"
             back = time.monotonic()
         # The database is back: the kill is written to it and to the audit trail, once.
         deadline = time.monotonic() + 15
