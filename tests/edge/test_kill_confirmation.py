@@ -107,7 +107,7 @@ def test_kill_at_the_edge__same_answer_as_the_api_view_and_counted(
         assert answer["killed"] is True and answer["changed"] is True
         assert answer["kill"]["by"] == "kill-key" and answer["kill"]["reason"] == BODY["reason"]
     assert view_answer["environment_version"] == edge_answer["environment_version"] + 2
-    assert 'endpoint="edge:kill"' in metrics_text
+    assert 'endpoint="edge:flag-kill"' in metrics_text
 
 
 def test_kill_at_the_edge__bad_input_is_answered_by_the_api_view(
