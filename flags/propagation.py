@@ -27,7 +27,7 @@ HEARTBEAT_SECONDS = 1.0
 LIVE_SECONDS = 3.5  # a process silent for longer is not counted (it died or hangs)
 FORGET_SECONDS = 300.0  # reports older than this are removed
 WAIT_SECONDS = 1.0
-POLL_SECONDS = 0.003
+POLL_SECONDS = 0.005
 
 
 def edge_name() -> str:

@@ -153,7 +153,33 @@ class CloseAfterUnreadBody:
         await self.app(scope, receive_body, send_closing)
 
 
-def build_application(django_application: Any) -> Starlette:
+STREAM_PATH = "/api/v1/sdk/stream/"
+
+
+class EdgeFront:
+    """The process's ASGI application: SSE streams straight to their handler, all else to Starlette.
+
+    A stream lives for hours and is written to on every change; behind Starlette every
+    event would pass through its error and exception middleware's ``send`` wrappers,
+    a cost multiplied by every open stream on every kill. Streams still get the host
+    check; they take no body, so nothing else of the middleware applies to them.
+    """
+
+    def __init__(self, application: Starlette, streams: ASGIApp) -> None:
+        self.application = application
+        self.streams = AllowedHosts(streams)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == STREAM_PATH and scope["method"] == "GET":
+            await self.streams(scope, receive, send)
+        else:
+            await self.application(scope, receive, send)
+
+    def __getattr__(self, name: str) -> Any:  # state, routes, ... of the Starlette app
+        return getattr(self.application, name)
+
+
+def build_application(django_application: Any) -> EdgeFront:
     edge, fanout = build_edge()
 
     @contextlib.asynccontextmanager
@@ -226,7 +252,7 @@ def build_application(django_application: Any) -> Starlette:
     )
     application.state.edge = edge
     application.state.fanout = fanout
-    return application
+    return EdgeFront(application, edge.stream)
 
 
 async def _sync_rate_limits(edge: Edge, fanout: Fanout) -> None:

@@ -62,10 +62,10 @@ def kill_or_restore(
 ) -> tuple[dict[str, Any], str] | None:
     """The audited kill or restore, and its answer; None if it must be answered by Django
     (unknown flag or environment, or a refusal: nothing was written)."""
-    flag = selectors.flag_by_key(flag_key)
-    environment = selectors.environment_get(environment_key)
-    if flag is None or environment is None:
+    found = selectors.flag_and_environment(flag_key, environment_key)
+    if found is None:
         return None
+    flag, environment = found
     operation = services.flag_kill if action == "kill" else services.flag_restore
     try:
         outcome = operation(actor=actor, flag=flag, environment=environment, reason=reason)

@@ -27,6 +27,7 @@ from flags.tokens import live_token_principals
 
 logger = logging.getLogger("flags.edge")
 REPLAY_SECONDS = 1.0
+COMPRESS_AFTER_SECONDS = 0.2
 
 
 def database_ping() -> None:
@@ -124,20 +125,30 @@ class Fanout:
         if current is not None and current.version >= version:
             self.verify_soon()  # same history, other revision: a restored database
             return
+        delta = message.get("delta")
+        announced = False
+        if current is not None and delta and delta.get("previous_version") == current.version:
+            # The next version of what this process serves: its streams need only the
+            # delta, so they are told before the snapshot bytes are fetched.
+            self.state.announce_change(environment, version, delta)
+            announced = True
         payload = await self._fetch(environment, identity)
         if payload is None:
             return
         snapshot = self.state.install(payload)
         if snapshot is not None:
-            self.state.announce(
-                snapshot, message.get("delta") if payload.identity == identity else None
-            )
+            if not announced:
+                self.state.announce(snapshot, delta if payload.identity == identity else None)
             self.compress_soon(payload)
 
     @staticmethod
     def compress_soon(payload: publish.SnapshotPayload) -> None:
-        """Make the gzip body in a thread (zlib releases the GIL), not on the event loop."""
-        asyncio.get_running_loop().run_in_executor(None, lambda: payload.gzip_body)
+        """Make the gzip body in a thread (zlib releases the GIL), not on the event loop, and
+        not while the streams are being written to: a moment after the fan-out."""
+        loop = asyncio.get_running_loop()
+        loop.call_later(
+            COMPRESS_AFTER_SECONDS, lambda: loop.run_in_executor(None, lambda: payload.gzip_body)
+        )
 
     def verify_soon(self) -> None:
         """Compare with the database now rather than at the next watch (at most once a second;

@@ -447,7 +447,10 @@ class EdgeState:
 
     def announce(self, snapshot: EnvironmentSnapshot, delta: dict[str, Any] | None) -> None:
         """Tell every stream of the environment about a new version (events built once)."""
-        environment, version = snapshot.key, snapshot.version
+        self.announce_change(snapshot.key, snapshot.version, delta)
+
+    def announce_change(self, environment: str, version: int, delta: dict[str, Any] | None) -> None:
+        """``announce`` for a version this process is about to install (streams first)."""
         version_event = sse_event(
             "version", version, {"environment": environment, "version": version}
         )
