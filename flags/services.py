@@ -49,6 +49,8 @@ FLAG_EDITABLE_FIELDS = (
 )
 MAX_REASON = 2000
 MAX_KILL_REASON = 500
+# What a kill or restore changes on a state: its overlay, never the definition under it.
+KILL_FIELDS = ("killed_at", "killed_by", "kill_reason", "kill_incident", "version", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -655,7 +657,7 @@ def flag_kill(
     state.kill_reason = reason
     state.kill_incident = incident_id or uuid.uuid4()
     state.version += 1
-    state.save()
+    state.save(update_fields=KILL_FIELDS)
     _bump_versions([environment], flags=[state.flag.key], states=[state])
     audit_record(
         actor=actor,
@@ -689,7 +691,7 @@ def flag_restore(*, actor: Actor, flag: Flag, environment: Environment, reason: 
     state.kill_reason = ""
     state.kill_incident = None
     state.version += 1
-    state.save()
+    state.save(update_fields=KILL_FIELDS)
     _bump_versions([environment], flags=[state.flag.key], states=[state])
     audit_record(
         actor=actor,
@@ -757,7 +759,7 @@ def flag_kill_by_tag(
             incident,
         )
         state.version += 1
-        state.save()
+        state.save(update_fields=KILL_FIELDS)
     _bump_versions([environment], flags=[s.flag.key for s in changed], states=changed)
     for state in changed:
         audit_record(
@@ -800,7 +802,7 @@ def flag_restore_by_tag(
             None,
         )
         state.version += 1
-        state.save()
+        state.save(update_fields=KILL_FIELDS)
     _bump_versions([environment], flags=[s.flag.key for s in changed], states=changed)
     for state in changed:
         record, incident = before[state.pk]
