@@ -3,8 +3,8 @@
 The same launcher (``flagsvc.serve``, one SO_REUSEPORT socket per process), the
 same Redis pub/sub between processes and the same raw SSE subscribers, but
 nothing else: ``POST /api/v1/flags/{key}/{action}/`` takes a version from a Redis
-counter and PUBLISHes it; every process writes ``id: <version>`` to each of its
-streams. No Django, no database, no snapshot, no audit: the floor that any
+counter and PUBLISHes it; every process writes the same patch event flagsvc sends
+for the bench's kill (same size) to each of its streams. No Django, no database, no snapshot, no audit: the floor that any
 kill propagation over HTTP + Redis + SSE on this machine stands on.
 
     python -m flagsvc.serve --app bench.bare_fanout:app --port 8123 --workers 2
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -66,12 +67,54 @@ async def kill(request: Request) -> Response:
     return JSONResponse({"environment_version": version})
 
 
+# The patch flagsvc streams for a kill in bench/kill_propagation.py (one flag with a rule
+# and a split, and its kill overlay): the reference writes the same bytes to each
+# subscriber, so the comparison is of the servers, not of the event sizes.
+KILLED_FLAG = {
+    "key": "flag-007",
+    "type": "boolean",
+    "variants": {"on": True, "off": False},
+    "off_variant": "off",
+    "client_visible": False,
+    "version": 2,
+    "enabled": True,
+    "kill": {
+        "by": "bench-kill",
+        "at": "2026-11-29T18:00:00.000000Z",
+        "reason": "bench kill 0",
+        "incident": "00000000-0000-4000-8000-000000000000",
+    },
+    "targets": [],
+    "rules": [
+        {
+            "id": "de",
+            "serve": {"variant": "on"},
+            "conditions": [{"value": ["DE", "AT"], "operator": "in", "attribute": "country"}],
+        }
+    ],
+    "default_serve": {
+        "split": [{"weight": 2500, "variant": "on"}, {"weight": 7500, "variant": "off"}]
+    },
+    "prerequisites": [],
+}
+
+
+def patch_event(version: int) -> bytes:
+    data = {
+        "environment": "production",
+        "version": version,
+        "previous_version": version - 1,
+        "flags": {"flag-007": KILLED_FLAG},
+        "segments": {},
+    }
+    return f"id: {version}\nevent: patch\ndata: {json.dumps(data)}\n\n".encode()
+
+
 async def listen(client: aioredis.Redis) -> None:
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     await pubsub.subscribe(CHANNEL)
     async for message in pubsub.listen():
-        version = int(message["data"])
-        event = f'id: {version}\nevent: patch\ndata: {{"version": {version}}}\n\n'.encode()
+        event = patch_event(int(message["data"]))  # built once for every subscriber
         for queue in list(subscribers):
             queue.put_nowait(event)
 

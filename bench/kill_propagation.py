@@ -367,7 +367,8 @@ def main() -> None:
 
 REFERENCE_LABEL = (
     "bench/bare_fanout.py: bare Starlette under the same launcher (2 processes, SO_REUSEPORT), "
-    "POST -> Redis INCR + PUBLISH -> each process writes the event to its raw SSE subscribers"
+    "POST -> Redis INCR + PUBLISH -> each process writes the same patch event (same bytes as "
+    "flagsvc's) to its raw SSE subscribers"
 )
 REF_TOKENS = {"server": "x", "kill": "x"}
 
