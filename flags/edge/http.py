@@ -549,6 +549,8 @@ class SSEStream:
             )
             opening = b"retry: 2000\n\n" + b"".join(self.opening_events())
             await send({"type": "http.response.body", "body": opening, "more_body": True})
+            if hasattr(getattr(getattr(send, "__self__", None), "flow", None), "write_paused"):
+                subscriber.send = send  # uvicorn's: changes are written in place (deliver)
             # No timer per stream: keep-alives come through the queue (EdgeState.keep_alive),
             # so a kill wakes each stream once, with nothing to set up or cancel.
             while not disconnected.is_set():
@@ -561,6 +563,7 @@ class SSEStream:
         except OSError:
             pass  # the client went away mid-write
         finally:
+            subscriber.send = None
             self.state.unsubscribe(self.environment, subscriber)
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -266,6 +266,22 @@ class Subscriber:
     kind: str
     digest: str = ""
     queue: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(maxsize=256))
+    # The server's send of an idle stream, when it can be written to in place: a change
+    # is then written to every such stream from the one task that announces it, rather
+    # than by waking one task per stream (set by the stream once its opening is sent).
+    send: Any = None
+
+    def deliver(self, message: dict[str, Any], event: bytes) -> None:
+        """Write ``event`` now if the stream is idle and its socket accepts it, else queue it."""
+        send, queue = self.send, self.queue
+        if send is not None and queue.empty() and not send.__self__.flow.write_paused:
+            step = send(message)
+            try:
+                step.send(None)  # completes at once: nothing in it waits when not paused
+            except StopIteration:
+                return
+            step.close()  # it would have waited: never here (checked above); fall back
+        queue.put_nowait(event)
 
     def close(self) -> None:
         """End the stream: drop what it has not sent yet and tell it to finish."""
@@ -469,10 +485,15 @@ class EdgeState:
                 },
             )
         self.history[environment].append(ChangeRecord(version, previous, patch_event))
+        messages = {
+            event: {"type": "http.response.body", "body": event, "more_body": True}
+            for event in (patch_event, version_event)
+            if event is not None
+        }
         for subscriber in list(self.subscribers.get(environment, ())):
             event = patch_event if (patch_event and subscriber.kind != "client") else version_event
             try:
-                subscriber.queue.put_nowait(event)
+                subscriber.deliver(messages[event], event)
             except asyncio.QueueFull:
                 # A consumer this far behind is closed; it resyncs from scratch when it reconnects.
                 self.unsubscribe(environment, subscriber)
@@ -480,10 +501,11 @@ class EdgeState:
 
     def keep_alive(self) -> None:
         """One keep-alive comment to every open stream (a stream's loop then needs no timer)."""
+        message = {"type": "http.response.body", "body": KEEP_ALIVE, "more_body": True}
         for subscribers in self.subscribers.values():
             for subscriber in list(subscribers):
                 if subscriber.queue.empty():  # a stream with events pending is alive anyway
-                    subscriber.queue.put_nowait(KEEP_ALIVE)
+                    subscriber.deliver(message, KEEP_ALIVE)
 
     def catch_up(self, environment: str, last_seen: int, current: int) -> list[bytes] | None:
         """Patch events leading from ``last_seen`` to ``current``, or None if there is a gap."""

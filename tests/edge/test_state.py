@@ -11,6 +11,7 @@ import pytest
 
 from flags import tokens
 from flags.edge import http
+from flags.edge.state import Subscriber
 from tests.edge.conftest import LiveEdge
 
 BULK = "/ofrep/v1/evaluate/flags"
@@ -75,3 +76,37 @@ def test_unknown_keys__logged_at_a_bounded_rate(
     http.bounded_refusals.flush()  # what the next interval's summary says
     summary = caplog.records[-1].getMessage()
     assert summary.startswith("39 more SDK requests refused") and "127.0.0.1: 39" in summary
+
+
+class _Flow:
+    def __init__(self, paused: bool) -> None:
+        self.write_paused = paused
+
+
+class _Cycle:
+    """Stands in for uvicorn's response cycle: its send completes at once unless paused."""
+
+    def __init__(self, paused: bool = False) -> None:
+        self.flow = _Flow(paused)
+        self.written: list[bytes] = []
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.written.append(message["body"])
+
+
+def test_deliver__idle_stream__written_in_place_without_waking_its_task() -> None:
+    cycle = _Cycle()
+    subscriber = Subscriber(kind="server", send=cycle.send)
+    subscriber.deliver({"type": "http.response.body", "body": b"e1", "more_body": True}, b"e1")
+    assert cycle.written == [b"e1"] and subscriber.queue.empty()
+
+
+def test_deliver__paused_socket_or_events_pending__queued_in_order() -> None:
+    paused = Subscriber(kind="server", send=_Cycle(paused=True).send)
+    paused.deliver({"body": b"e1"}, b"e1")
+    assert paused.queue.get_nowait() == b"e1"
+    cycle = _Cycle()
+    behind = Subscriber(kind="server", send=cycle.send)
+    behind.queue.put_nowait(b"e1")  # the stream's task has not sent this one yet
+    behind.deliver({"body": b"e2"}, b"e2")
+    assert cycle.written == [] and [behind.queue.get_nowait() for _ in range(2)] == [b"e1", b"e2"]
