@@ -23,8 +23,10 @@ from tests.edge.test_fanout_processes import (
     _Edge,
     _free_port,
     open_streams,
+    wait_for_reports,
     web_workers,
 )
+from tests.edge.test_fanout_processes import two_workers as two_workers  # a fixture used here
 
 pytestmark = [pytest.mark.postgres, pytest.mark.integration]
 
@@ -54,17 +56,9 @@ def database_refusing_connections() -> Iterator[None]:
 
 
 @pytest.fixture
-def workers(world: dict[str, Any], settings: Any) -> Iterator[_Edge]:
-    if not os.environ.get("REDIS_URL"):
-        pytest.skip("needs Redis: set REDIS_URL")
-    redis.Redis.from_url(REDIS_TEST_URL).flushdb()
-    settings.REDIS_URL = REDIS_TEST_URL
-    with web_workers(REDIS_TEST_URL) as edge:
-        deadline = time.monotonic() + 10  # both processes report what they serve
-        while len(redis.Redis.from_url(REDIS_TEST_URL).hkeys("flagsvc:edges")) < 2:
-            assert time.monotonic() < deadline, "the workers did not report"
-            time.sleep(0.1)
-        yield edge
+def workers(two_workers: _Edge) -> _Edge:
+    wait_for_reports()  # both processes report what they serve
+    return two_workers
 
 
 def kills_recorded(*flags: str) -> int:
@@ -165,10 +159,7 @@ def test_tag_kill_and_trigger_with_the_database_down__applied_then_recorded_once
     redis.Redis.from_url(REDIS_TEST_URL).flushdb()
     settings.REDIS_URL = REDIS_TEST_URL
     with web_workers(REDIS_TEST_URL) as edge:
-        deadline = time.monotonic() + 10
-        while len(redis.Redis.from_url(REDIS_TEST_URL).hkeys("flagsvc:edges")) < 2:
-            assert time.monotonic() < deadline, "the workers did not report"
-            time.sleep(0.1)
+        wait_for_reports()
         with database_refusing_connections():
             with edge.client(world["tokens"]["kill"]) as client:
                 tagged = client.post(

@@ -120,6 +120,14 @@ def open_streams(edge: _Edge, token: str, count: int = 8) -> list[StreamReader]:
     return readers
 
 
+def wait_for_reports(count: int = 2) -> None:
+    """Until ``count`` edge processes have reported what they serve (once a second each)."""
+    deadline = time.monotonic() + 10
+    while len(redis.Redis.from_url(REDIS_TEST_URL).hkeys("flagsvc:edges")) < count:
+        assert time.monotonic() < deadline, "the workers did not report"
+        time.sleep(0.1)
+
+
 def test_kill__reaches_streams_on_both_workers_through_redis(
     two_workers: _Edge, world: dict[str, Any]
 ) -> None:
@@ -147,11 +155,7 @@ def test_kill__reaches_streams_on_both_workers_through_redis(
 def test_kill_answer__confirmed_by_both_workers_within_a_second(
     two_workers: _Edge, world: dict[str, Any]
 ) -> None:
-    # Both workers report to the registry once a second; wait until both are there.
-    deadline = time.monotonic() + 10
-    while len(redis.Redis.from_url(REDIS_TEST_URL).hkeys("flagsvc:edges")) < 2:
-        assert time.monotonic() < deadline, "the workers did not report"
-        time.sleep(0.1)
+    wait_for_reports()
     with two_workers.client(world["tokens"]["kill"]) as client:
         answer = client.post(
             "/api/v1/flags/new-checkout/kill/",
