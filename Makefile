@@ -2,8 +2,10 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-DEV_STAMP := $(VENV)/.installed-dev-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+SDK_PY := sdk_clients/python
+PROJECTS := pyproject.toml $(SDK_PY)/pyproject.toml
+STAMP := $(VENV)/.installed-$(shell cat $(PROJECTS) | cksum | cut -d' ' -f1)
+DEV_STAMP := $(VENV)/.installed-dev-$(shell cat $(PROJECTS) | cksum | cut -d' ' -f1)
 # Development-only defaults for `make run`; production sets its own (see README).
 RUN_ENV := DEBUG=true
 
@@ -16,14 +18,14 @@ $(PY):
 	@echo "[make] upgrading pip in $(VENV)"
 	@$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): $(PY) pyproject.toml
-	@echo "[make] installing flagsvc and its dependencies into $(VENV) (pip; about a minute the first time)"
-	@$(PY) -m pip install --quiet -e .
+$(STAMP): $(PY) $(PROJECTS)
+	@echo "[make] installing flagsvc, its Python SDK (the engine) and their dependencies into $(VENV) (pip; about a minute the first time)"
+	@$(PY) -m pip install --quiet -e ./$(SDK_PY) -e .
 	@rm -f $(VENV)/.installed-* ; touch $@
 
-$(DEV_STAMP): $(PY) pyproject.toml
-	@echo "[make] installing flagsvc with the development tools into $(VENV) (pip; a few minutes the first time)"
-	@$(PY) -m pip install --quiet -e '.[dev]'
+$(DEV_STAMP): $(PY) $(PROJECTS)
+	@echo "[make] installing flagsvc, its Python SDK and the development tools into $(VENV) (pip; a few minutes the first time)"
+	@$(PY) -m pip install --quiet -e ./$(SDK_PY) -e '.[dev]'
 	@rm -f $(VENV)/.installed-* ; touch $(STAMP) $@
 
 install: $(STAMP)

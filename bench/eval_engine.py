@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import mmh3
 
-from flags.engine import Engine
+from flagsvc_sdk.engine import Engine
 
 BOOL = {"on": True, "off": False}
 

@@ -12,7 +12,7 @@ from typing import Any
 from django.core.validators import RegexValidator
 from django.db import models
 
-from flags.engine import FLAG_KEY_PATTERN, FLAG_TYPES
+from flagsvc_sdk.engine import FLAG_KEY_PATTERN, FLAG_TYPES
 
 key_validator = RegexValidator(
     FLAG_KEY_PATTERN,

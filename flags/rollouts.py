@@ -45,7 +45,6 @@ from django.utils import timezone
 from audit.recorder import Actor, audit_record
 from flags import rollout_schedule as schedule
 from flags import services
-from flags.engine import DEFAULT_BUCKET_BY
 from flags.errors import (
     AlreadyExists,
     FlagArchived,
@@ -53,6 +52,7 @@ from flags.errors import (
     ValidationFailed,
 )
 from flags.models import Environment, Flag, FlagState, RolloutPlan, RolloutStep
+from flagsvc_sdk.engine import DEFAULT_BUCKET_BY
 
 logger = logging.getLogger(__name__)
 

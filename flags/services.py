@@ -23,7 +23,6 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.recorder import Actor, audit_record
 from flags import publish, validation
-from flags.engine import FLAG_KEY_PATTERN
 from flags.errors import AlreadyExists, FlagArchived, NotFound, ValidationFailed, VersionConflict
 from flags.models import (
     ApiToken,
@@ -36,6 +35,7 @@ from flags.models import (
     new_revision,
 )
 from flags.selectors import flag_document, segment_document
+from flagsvc_sdk.engine import FLAG_KEY_PATTERN
 
 STATE_FIELDS = ("enabled", "targets", "rules", "default_serve", "prerequisites")
 FLAG_EDITABLE_FIELDS = (

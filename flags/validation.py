@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from flags.engine import (
+from flagsvc_sdk.engine import (
     ATTRIBUTE_OPERATORS,
     FLAG_TYPES,
     MAX_CONDITIONS,

@@ -1,4 +1,4 @@
-"""A production install (`pip install .`, no dev extras): Redis broker, worker, web and /readyz.
+"""A production install (`pip install ./sdk_clients/python .`, no dev extras): Redis broker, worker, web and /readyz.
 
 The venv is built as an operator would build it, from a copy of this source tree,
 with pip's cache and the package registry; every process then runs from that venv
@@ -66,7 +66,11 @@ def database_url() -> str:
 
 @pytest.fixture(scope="module")
 def production_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The python of a venv holding `pip install .` of this repository and nothing else."""
+    """The python of a venv holding `pip install ./sdk_clients/python .` and nothing else.
+
+    The server imports the evaluation engine from the SDK package (one source), so an
+    operator installs both in one pip command, which resolves `flagsvc-sdk` from the path.
+    """
     base = tmp_path_factory.mktemp("production")
     source = base / "source"
     shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
@@ -74,7 +78,18 @@ def production_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([interpreter, "-m", "venv", str(base / "venv")], check=True)
     python = base / "venv" / "bin" / "python"
     install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--retries", "1", "--timeout", "15", str(source)],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--retries",
+            "1",
+            "--timeout",
+            "15",
+            str(source / "sdk_clients" / "python"),
+            str(source),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -83,7 +98,7 @@ def production_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if install.returncode != 0:
         if any(signature in output for signature in NETWORK_ERRORS):
             pytest.skip(f"no network to the package registry; pip said:\n{output[-1500:]}")
-        pytest.fail(f"`pip install .` failed:\n{output[-3000:]}")
+        pytest.fail(f"`pip install ./sdk_clients/python .` failed:\n{output[-3000:]}")
     return python
 
 

@@ -15,7 +15,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import force_instance
 
-from flags.engine import MAX_RULES, MAX_SPLIT_TOTAL, OPERATORS
+from flagsvc_sdk.engine import MAX_RULES, MAX_SPLIT_TOTAL, OPERATORS
 
 
 def ref(name: str) -> dict[str, str]:

@@ -35,10 +35,10 @@ from flags.edge.state import (
     run_evaluation,
     sse_event,
 )
-from flags.engine import Reason
 from flags.publish import json_bytes, json_loads
 from flags.tokens import TokenPrincipal
 from flagsvc import metrics
+from flagsvc_sdk.engine import Reason
 
 logger = logging.getLogger("flags.edge")
 

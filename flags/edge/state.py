@@ -22,9 +22,9 @@ from django.db import close_old_connections, connection
 
 from flags import publish
 from flags.edge.ratelimit import RateLimiter
-from flags.engine import DEFAULT_BUCKET_BY, MAX_PREREQUISITE_DEPTH, SEGMENT_OPERATORS, Engine
 from flags.tokens import TokenPrincipal
 from flagsvc import metrics
+from flagsvc_sdk.engine import DEFAULT_BUCKET_BY, MAX_PREREQUISITE_DEPTH, SEGMENT_OPERATORS, Engine
 
 logger = logging.getLogger("flags.edge")
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from flags import services
-from flags.engine import CompiledFlag
+from flagsvc_sdk.engine import CompiledFlag
 from tests.edge.conftest import LiveEdge, flag, wait_for
 
 SINGLE = "/ofrep/v1/evaluate/flags/{}"

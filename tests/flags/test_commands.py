@@ -12,9 +12,9 @@ from django.test import override_settings
 
 from audit.models import AuditEvent
 from audit.verify import audit_chain_verify
-from flags.engine import Engine
 from flags.models import Environment, Flag, FlagState, RolloutPlan
 from flags.selectors import snapshot_build
+from flagsvc_sdk.engine import Engine
 
 pytestmark = pytest.mark.django_db
 

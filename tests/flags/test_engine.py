@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flags import engine
-from flags.engine import (
+from flagsvc_sdk import engine
+from flagsvc_sdk.engine import (
     MAX_REGEX_INPUT,
     MAX_SPLIT_TOTAL,
     Engine,
@@ -430,6 +433,21 @@ def test_matches__input_longer_than_bound__never_matches() -> None:
     assert evaluator.evaluate("f", {"a": "x" * 4097}).value is False
 
 
-def test_pure_module__imports_no_django() -> None:
-    source = Path(engine.__file__).read_text()
-    assert "django" not in source.lower().replace("no django", "")
+def test_pure_module__importing_and_evaluating__loads_no_django() -> None:
+    # A fresh interpreter: this one has Django loaded by pytest-django already.
+    probe = (
+        "import sys\n"
+        "from flagsvc_sdk.engine import Engine\n"
+        "flag = {'key': 'f', 'enabled': True, 'variants': {'on': True, 'off': False},\n"
+        "        'off_variant': 'off', 'default_serve': {'variant': 'on'}}\n"
+        "assert Engine({'f': flag}).evaluate('f', {}).value is True\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in {'django', 'flags'}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": ""},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from flags.engine import Engine
 from flags.models import Environment, Flag, FlagState, Segment
 from flags.selectors import snapshot_build, state_summary
+from flagsvc_sdk.engine import Engine
 
 pytestmark = pytest.mark.django_db
 

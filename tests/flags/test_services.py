@@ -10,10 +10,10 @@ import pytest
 from audit.models import AuditEvent
 from audit.recorder import Actor
 from flags import publish, services
-from flags.engine import Engine
 from flags.errors import AlreadyExists, FlagArchived, ValidationFailed, VersionConflict
 from flags.models import Environment, Flag, FlagState
 from flags.selectors import snapshot_build
+from flagsvc_sdk.engine import Engine
 from tests.conftest import refreshed
 
 pytestmark = pytest.mark.django_db
