@@ -4,7 +4,6 @@ import os
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import import_modules
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "flagsvc.settings")
 
@@ -13,10 +12,11 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@import_modules.connect
+@app.on_after_configure.connect
 def _create_filesystem_broker_folders(**_: object) -> None:
-    # kombu's filesystem transport (the server-less default) expects its folders to exist.
+    # kombu's filesystem transport (the server-less default) expects its folders to exist, in
+    # every process that sends or receives (web, worker, beat, management commands).
     options = app.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if options.get(key):
             Path(options[key]).mkdir(parents=True, exist_ok=True)
