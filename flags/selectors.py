@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet
 
-from flags.models import Environment, Flag, FlagState, RolloutPlan, Segment
+from flags.models import ApiToken, Environment, Flag, FlagState, RolloutPlan, Segment
 
 SNAPSHOT_SCHEMA_VERSION = 1
 
@@ -245,3 +245,14 @@ def rollout_plan_document(plan: RolloutPlan) -> dict[str, Any]:
         "created_at": _moment(plan.created_at),
         "created_by": plan.created_by,
     }
+
+
+# -- main (the edge's reads)
+
+
+def api_token_fingerprint() -> tuple[Any, ...]:
+    """Changes whenever a token is issued or revoked: the edge reloads its keys when it does."""
+    row = ApiToken.objects.aggregate(
+        n=Count("id"), created=Max("created_at"), revoked=Max("revoked_at")
+    )
+    return (row["n"], row["created"], row["revoked"])

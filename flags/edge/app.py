@@ -18,10 +18,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flags.edge import http
+from flags.edge import errors
+from flags.edge.cors import SdkCors
 from flags.edge.emergency import KillRoute
 from flags.edge.fanout import Fanout
-from flags.edge.http import Edge
+from flags.edge.http import MAX_OFREP_BODY, Edge
 from flags.edge.ratelimit import RateLimiter
 from flags.edge.routing import everything_else, json_http_error, method_not_allowed_routes
 from flags.edge.state import EdgeState
@@ -92,13 +93,13 @@ class AllowedHosts:
         if allowed:
             await self.app(scope, receive, send)
             return
-        error = http.EdgeError(
+        error = errors.EdgeError(
             400,
             "invalid_host",
             f"Host {host.decode('latin-1')[:100]!r} is not served here; "
             "use one of the names in ALLOWED_HOSTS.",
         )
-        await http.api_error(error)(scope, receive, send)
+        await errors.api_error(error)(scope, receive, send)
 
     @staticmethod
     def allowed(host: str) -> bool:
@@ -127,7 +128,7 @@ class CloseAfterUnreadBody:
         body_left = False
         for name, value in scope["headers"]:
             if name == b"content-length":
-                body_left = not value.isdigit() or int(value) > http.MAX_OFREP_BODY
+                body_left = not value.isdigit() or int(value) > MAX_OFREP_BODY
             elif name == b"transfer-encoding":
                 body_left = True
                 break
@@ -170,12 +171,12 @@ class EdgeFront:
     A stream lives for hours and is written to on every change; behind Starlette every
     event would pass through its error and exception middleware's ``send`` wrappers,
     a cost multiplied by every open stream on every kill. Streams still get the host
-    check; they take no body, so nothing else of the middleware applies to them.
+    check and CORS; they take no body, so nothing else of the middleware applies to them.
     """
 
     def __init__(self, application: Starlette, streams: ASGIApp) -> None:
         self.application = application
-        self.streams = AllowedHosts(streams)
+        self.streams = AllowedHosts(SdkCors(streams))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == STREAM_PATH and scope["method"] == "GET":
@@ -211,9 +212,6 @@ def build_application(django_application: Any) -> EdgeFront:
         Route("/api/v1/sdk/stream/", RawASGI(edge.stream), methods=["GET"]),
         Route("/ofrep/v1/evaluate/flags/{key}", edge.ofrep_flag, methods=["POST"]),
         Route("/ofrep/v1/evaluate/flags", edge.ofrep_bulk, methods=["POST"]),
-        Route("/ofrep/v1/evaluate/flags/{key}", edge.preflight, methods=["OPTIONS"]),
-        Route("/ofrep/v1/evaluate/flags", edge.preflight, methods=["OPTIONS"]),
-        Route("/api/v1/sdk/stream/", edge.preflight, methods=["OPTIONS"]),
         Route("/healthz", edge.healthz, methods=["GET", "HEAD"]),
         Route("/readyz", edge.readyz, methods=["GET", "HEAD"]),
         Route("/metrics", edge.metrics, methods=["GET"]),
@@ -238,7 +236,11 @@ def build_application(django_application: Any) -> EdgeFront:
     application = Starlette(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(CloseAfterUnreadBody), Middleware(AllowedHosts)],
+        middleware=[
+            Middleware(CloseAfterUnreadBody),
+            Middleware(AllowedHosts),
+            Middleware(SdkCors),
+        ],
         exception_handlers={HTTPException: json_http_error},
     )
     application.state.edge = edge
@@ -252,4 +254,4 @@ async def _sync_rate_limits(edge: Edge, fanout: Fanout) -> None:
         for limiter in (*edge.limiters.values(), edge.state.key_lookups):
             with contextlib.suppress(Exception):
                 await limiter.sync(fanout._redis if fanout.redis_healthy else None)
-        http.bounded_refusals.flush_if_due()
+        errors.bounded_refusals.flush_if_due()

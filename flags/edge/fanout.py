@@ -21,8 +21,8 @@ from flags.edge.state import (
     environment_identities,
     load_payload,
     run_db,
-    token_fingerprint,
 )
+from flags.selectors import api_token_fingerprint
 from flags.tokens import live_token_principals
 
 logger = logging.getLogger("flags.edge")
@@ -197,7 +197,7 @@ class Fanout:
         # One reload at a time: a slow earlier read must never overwrite a later one
         # (that could bring a just-revoked token back).
         async with self._tokens_lock:
-            fingerprint = await run_db(token_fingerprint)
+            fingerprint = await run_db(api_token_fingerprint)
             self.state.set_tokens(await run_db(live_token_principals))
             self._tokens_fingerprint = fingerprint
 
@@ -210,7 +210,7 @@ class Fanout:
         streams are told to refetch.
         """
         # Tokens first: a key revoked before a change must not receive that change.
-        fingerprint = await run_db(token_fingerprint)
+        fingerprint = await run_db(api_token_fingerprint)
         if fingerprint != self._tokens_fingerprint or not self.state.tokens_loaded:
             await self.reload_tokens()
         self.state.triggers, self.state.tags = await run_db(emergency.edge_context)

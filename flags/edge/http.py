@@ -7,34 +7,30 @@ OFREP's own shapes for /ofrep/.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
-import hashlib
 import json
 import logging
 import os
 import time
 from typing import Any
 
-import orjson
 from django.conf import settings
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from flags.edge.errors import JSON, EdgeError, api_error, log_refusal, ofrep_error
+from flags.edge.ofrep import (
+    MAX_INLINE_BULK_FLAGS,
+    bulk_answers,
+    context_fingerprint,
+    fits_on_the_loop,
+    ofrep_success,
+)
 from flags.edge.ratelimit import RateLimiter
 from flags.edge.readiness import readiness
-from flags.edge.refusal_log import RefusalLog
-from flags.edge.state import (
-    EdgeState,
-    EnvironmentSnapshot,
-    KeyLookupThrottled,
-    Subscriber,
-    ofrep_success,
-    run_evaluation,
-    sse_event,
-)
+from flags.edge.snapshots import EnvironmentSnapshot
+from flags.edge.sse import SSEStream, Subscriber, last_event_id
+from flags.edge.state import EdgeState, KeyLookupThrottled, run_evaluation
 from flags.publish import json_bytes, json_loads
 from flags.tokens import TokenPrincipal
 from flagsvc import metrics
@@ -42,22 +38,8 @@ from flagsvc_sdk.engine import Reason
 
 logger = logging.getLogger("flags.edge")
 
-JSON = "application/json"
 MAX_OFREP_BODY = 64 * 1024
-# An evaluation whose work bound (condition checks, EnvironmentSnapshot.evaluation_work)
-# times the context's size in bytes is at most this runs on the event loop; a bigger one
-# runs in a thread. Measured worst case at the budget: under a millisecond.
-INLINE_EVALUATION_BUDGET = 4_000
-MAX_INLINE_BULK_FLAGS = 100
 STREAM_RETRY_AFTER_SECONDS = 10
-
-CORS_HEADERS = {
-    "access-control-allow-origin": "*",
-    "access-control-allow-methods": "GET, POST, OPTIONS",
-    "access-control-allow-headers": "Authorization, X-API-Key, Content-Type, If-None-Match, Last-Event-ID",
-    "access-control-expose-headers": "ETag, Retry-After",
-    "access-control-max-age": "600",
-}
 
 # The process id tells which worker answered (useful behind flagsvc.serve's balancing).
 _HEALTHZ = f'{{"status":"ok","pid":{os.getpid()}}}'.encode()
@@ -65,65 +47,6 @@ _observe_snapshot = metrics.Observer("edge:snapshot")
 _observe_stream = metrics.Observer("edge:stream")
 _observe_ofrep = metrics.Observer("edge:ofrep_flag", "POST")
 _observe_bulk = metrics.Observer("edge:ofrep_bulk", "POST")
-# Refusals that callers can drive by the thousand (unknown keys, rate limits) are summarised.
-bounded_refusals = RefusalLog(logger)
-
-
-class EdgeError(Exception):
-    """A refused SDK request; rendered in the API's error body or OFREP's shape."""
-
-    def __init__(
-        self, status: int, code: str, message: str, retry_after: int | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
-
-
-def log_refusal(request: Request, error: EdgeError) -> None:
-    """Refusals are logged like Django logs 4xx (django.request): method, path, status, why.
-
-    401s and 429s, which a caller can send by the thousand, at a bounded rate (RefusalLog).
-    """
-    client = request.client.host if request.client else "-"
-    log = logger.warning
-    if error.status in (401, 429):
-        outcome = f"{error.status} {error.code}"
-        log = functools.partial(bounded_refusals.record, outcome, client)
-    log(
-        "%s %s -> %s %s (%s): %s",
-        request.method,
-        request.url.path,
-        error.status,
-        error.code,
-        client,
-        error.message,
-    )
-
-
-def api_error(error: EdgeError) -> Response:
-    headers = {"retry-after": str(error.retry_after)} if error.retry_after else {}
-    if error.status == 401:
-        headers["www-authenticate"] = 'Bearer realm="flagsvc"'
-    body = {"error": {"code": error.code, "message": error.message, "fields": {}}}
-    return Response(json.dumps(body).encode(), error.status, headers=headers, media_type=JSON)
-
-
-# OFREP's errorCode enum for a 400; any other 400 (e.g. an admin token naming no
-# environment) is GENERAL, so stock providers can parse it.
-OFREP_BAD_REQUEST_CODES = ("PARSE_ERROR", "INVALID_CONTEXT", "TARGETING_KEY_MISSING", "GENERAL")
-
-
-def ofrep_error(error: EdgeError, key: str | None = None) -> Response:
-    headers = dict(CORS_HEADERS)
-    if error.retry_after:
-        headers["retry-after"] = str(error.retry_after)
-    code = error.code
-    if error.status == 400 and code not in OFREP_BAD_REQUEST_CODES:
-        code = "GENERAL"
-    body: dict[str, Any] = {"errorCode": code, "errorDetails": error.message}
-    if key is not None:
-        body = {"key": key, **body}
-    return Response(json.dumps(body).encode(), error.status, headers=headers, media_type=JSON)
 
 
 class Edge:
@@ -269,7 +192,7 @@ class Edge:
             environment,
             Subscriber(kind=principal.kind, digest=principal.digest),
             snapshot.version,
-            _last_event_id(request),
+            last_event_id(request),
         )(scope, receive, send)
 
     def _stream_capacity(self, principal: TokenPrincipal) -> None:
@@ -345,8 +268,8 @@ class Edge:
             constant = snapshot.constant_answer(key, principal.kind)
             if constant is not None:
                 _observe_ofrep(200, started)
-                return Response(constant, headers=CORS_HEADERS, media_type=JSON)
-            if _fits_on_the_loop(snapshot.evaluation_work(key), size):
+                return Response(constant, media_type=JSON)
+            if fits_on_the_loop(snapshot.evaluation_work(key), size):
                 result = flag.evaluate(context, engine.flags)
             else:
                 result = await run_evaluation(flag.evaluate, context, engine.flags)
@@ -375,7 +298,7 @@ class Edge:
             key, snapshot.value_type(key), result, snapshot.flag_metadata(key, principal.kind)
         )
         _observe_ofrep(200, started)
-        return Response(json_bytes(body), headers=CORS_HEADERS, media_type=JSON)
+        return Response(json_bytes(body), media_type=JSON)
 
     async def ofrep_bulk(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -385,9 +308,9 @@ class Edge:
             _observe_bulk(error.status, started)
             log_refusal(request, error)
             return ofrep_error(error)
-        fingerprint = _context_fingerprint(context, principal.kind)
+        fingerprint = context_fingerprint(context, principal.kind)
         etag = f'"{snapshot.key}:{snapshot.version}:{fingerprint}"'
-        headers = {**CORS_HEADERS, "etag": etag, "cache-control": "no-cache"}
+        headers = {"etag": etag, "cache-control": "no-cache"}
         if_none_match = request.headers.get("if-none-match", "")
         if etag in [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]:
             _observe_bulk(304, started)
@@ -396,15 +319,12 @@ class Edge:
         visible = snapshot.client_visible if principal.kind == "client" else None
         keys = [key for key in engine.flags if visible is None or key in visible]
         work = sum(snapshot.evaluation_work(key) for key in keys)
-        if len(keys) <= MAX_INLINE_BULK_FLAGS and _fits_on_the_loop(work, size):
-            body = _bulk_answers(snapshot, keys, context, principal.kind)
+        if len(keys) <= MAX_INLINE_BULK_FLAGS and fits_on_the_loop(work, size):
+            body = bulk_answers(snapshot, keys, context, principal.kind)
         else:
-            body = await run_evaluation(_bulk_answers, snapshot, keys, context, principal.kind)
+            body = await run_evaluation(bulk_answers, snapshot, keys, context, principal.kind)
         _observe_bulk(200, started)
         return Response(body, headers=headers, media_type=JSON)
-
-    async def preflight(self, request: Request) -> Response:
-        return Response(status_code=204, headers=CORS_HEADERS)
 
     # -- operations
 
@@ -421,46 +341,6 @@ class Edge:
     async def metrics(self, request: Request) -> Response:
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
-
-
-def _context_fingerprint(context: dict[str, Any], kind: str) -> str:
-    # orjson: a 64 KB nested context takes 0.1 ms where json.dumps(sort_keys) takes 1.7.
-    try:
-        canonical = orjson.dumps(context, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # integers beyond 64 bits
-        canonical = json.dumps(context, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(canonical + kind.encode()).hexdigest()[:20]
-
-
-def _fits_on_the_loop(work: int, context_bytes: int) -> bool:
-    return work * max(context_bytes, 64) <= INLINE_EVALUATION_BUDGET
-
-
-def _bulk_answers(
-    snapshot: EnvironmentSnapshot, keys: list[str], context: dict[str, Any], kind: str
-) -> bytes:
-    """The bulk OFREP body for these flags (pure: safe to run in a thread)."""
-    flags = snapshot.engine.flags
-    answers = []
-    for key in keys:
-        result = flags[key].evaluate(context, flags)
-        if (
-            result.reason == Reason.DEFAULT
-            and not context.get("targetingKey")
-            and snapshot.flag_needs_targeting_key(key)
-        ):
-            answers.append(
-                {
-                    "key": key,
-                    "errorCode": "TARGETING_KEY_MISSING",
-                    "errorDetails": "this flag splits by targetingKey",
-                }
-            )
-            continue
-        answers.append(
-            ofrep_success(key, snapshot.value_type(key), result, snapshot.flag_metadata(key, kind))
-        )
-    return json_bytes({"flags": answers})
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -481,90 +361,3 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _last_event_id(request: Request) -> int | None:
-    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        return None
-
-
-class SSEStream:
-    """One open stream: an event on connect, one per publish, keep-alives; ends on disconnect."""
-
-    def __init__(
-        self,
-        state: EdgeState,
-        environment: str,
-        subscriber: Subscriber,
-        version: int,
-        last_event_id: int | None,
-    ) -> None:
-        self.state, self.environment, self.subscriber = state, environment, subscriber
-        self.kind = subscriber.kind
-        self.version, self.last_event_id = version, last_event_id
-
-    def opening_events(self) -> list[bytes]:
-        current = self.state.current(self.environment)
-        version = current.version if current else self.version
-        if (
-            self.kind != "client"
-            and self.last_event_id is not None
-            and self.last_event_id < version
-        ):
-            chain = self.state.catch_up(self.environment, self.last_event_id, version)
-            if chain:
-                return chain
-        return [
-            sse_event("version", version, {"environment": self.environment, "version": version})
-        ]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        subscriber = self.subscriber
-        self.state.subscribe(self.environment, subscriber)
-        disconnected = asyncio.Event()
-
-        async def watch_disconnect() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            disconnected.set()
-            if not subscriber.queue.full():
-                subscriber.queue.put_nowait(None)
-
-        watcher = asyncio.create_task(watch_disconnect())
-        try:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [
-                        (b"content-type", b"text/event-stream; charset=utf-8"),
-                        (b"cache-control", b"no-cache"),
-                        (b"x-accel-buffering", b"no"),
-                        *[(k.encode(), v.encode()) for k, v in CORS_HEADERS.items()],
-                    ],
-                }
-            )
-            opening = b"retry: 2000\n\n" + b"".join(self.opening_events())
-            await send({"type": "http.response.body", "body": opening, "more_body": True})
-            if hasattr(getattr(getattr(send, "__self__", None), "flow", None), "write_paused"):
-                subscriber.send = send  # uvicorn's: changes are written in place (deliver)
-            # No timer per stream: keep-alives come through the queue (EdgeState.keep_alive),
-            # so a kill wakes each stream once, with nothing to set up or cancel.
-            while not disconnected.is_set():
-                event = await subscriber.queue.get()
-                if event is None:
-                    break
-                await send({"type": "http.response.body", "body": event, "more_body": True})
-            if not disconnected.is_set():
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:
-            pass  # the client went away mid-write
-        finally:
-            subscriber.send = None
-            self.state.unsubscribe(self.environment, subscriber)
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await watcher

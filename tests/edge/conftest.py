@@ -23,7 +23,7 @@ from django.core.asgi import get_asgi_application
 
 from audit.recorder import Actor
 from flags import publish, services
-from flags.edge import http
+from flags.edge import errors
 from flags.edge.app import build_application
 from flags.models import ApiToken, Environment, Flag
 
@@ -50,8 +50,8 @@ def _free_port() -> int:
 def live_edge(transactional_db: None, settings: Any) -> Iterator[LiveEdge]:
     settings.EDGE_FALLBACK_WATCH_SECONDS = 0.2
     publish.local_store().clear()
-    http.bounded_refusals.flush()  # each test's first refusal is logged in full
-    http.bounded_refusals.quiet_until = 0.0
+    errors.bounded_refusals.flush()  # each test's first refusal is logged in full
+    errors.bounded_refusals.quiet_until = 0.0
     if settings.REDIS_URL:  # the test database number (settings_test), never the developer's
         with contextlib.suppress(redis.ConnectionError):  # some tests point it at a dead port
             redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=0.5).flushdb()

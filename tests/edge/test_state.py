@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from flags import tokens
-from flags.edge import http
-from flags.edge.state import Subscriber
+from flags.edge import errors
+from flags.edge.sse import Subscriber
 from tests.edge.conftest import LiveEdge
 
 BULK = "/ofrep/v1/evaluate/flags"
@@ -73,7 +73,7 @@ def test_unknown_keys__logged_at_a_bounded_rate(
 
     lines = [r.getMessage() for r in caplog.records if r.name == "flags.edge"]
     assert len(lines) == 1 and "401 unauthenticated" in lines[0]
-    http.bounded_refusals.flush()  # what the next interval's summary says
+    errors.bounded_refusals.flush()  # what the next interval's summary says
     summary = caplog.records[-1].getMessage()
     assert summary.startswith("39 more SDK requests refused") and "127.0.0.1: 39" in summary
 

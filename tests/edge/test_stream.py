@@ -143,7 +143,7 @@ def test_stream__client_key_in_query__works_for_browser_event_sources(
     reader_factory: Any, live_edge: LiveEdge, world: dict[str, Any]
 ) -> None:
     with (
-        httpx.Client(base_url=live_edge.url) as client,
+        httpx.Client(base_url=live_edge.url, headers={"Origin": "https://shop.example"}) as client,
         client.stream("GET", PATH + f"?api_key={world['tokens']['client']}") as response,
     ):
         assert response.status_code == 200
