@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -12,6 +13,8 @@ from drf_spectacular.validation import validate_schema
 from starlette.routing import Route
 
 from flags.edge.app import build_application
+from flagsvc_sdk.engine import MAX_SPLIT_TOTAL, OPERATORS
+from flagsvc_sdk.snapshot_schema import snapshot_schema
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +160,15 @@ def test_schema__every_operation_documents_400(schema: dict[str, Any]) -> None:
         for method, operation in operations.items():
             if method in HTTP_METHODS and path.startswith("/api/v1/") and "sdk" not in path:
                 assert "400" in operation["responses"], (method, path)
+
+
+def test_schema__flag_definitions_come_from_the_snapshot_schema(schema: dict[str, Any]) -> None:
+    components, defs = schema["components"]["schemas"], snapshot_schema()["$defs"]
+    operators = components["Condition"]["properties"]["operator"]["enum"]
+    assert operators == defs["condition"]["properties"]["operator"]["enum"] == list(OPERATORS)
+    weight = components["SplitShare"]["properties"]["weight"]
+    assert weight["maximum"] == MAX_SPLIT_TOTAL
+    assert components["SnapshotFlag"]["required"] == defs["flag"]["required"]
+    # OpenAPI 3.0's dialect: the kill overlay is nullable, not a "null" branch.
+    assert components["SnapshotFlag"]["properties"]["kill"]["nullable"] is True
+    assert "$defs" not in json.dumps(components)
