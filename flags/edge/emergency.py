@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from audit.models import AuditEvent
 from audit.recorder import Actor
-from flags import emergency, propagation, services, validation
+from flags import emergency, propagation, services
 from flags.api import selectors
 from flags.edge.state import EdgeState, run_db
 from flags.errors import ServiceError
@@ -35,6 +35,7 @@ from flags.kill_answers import kill_out
 from flags.tokens import TokenPrincipal
 from flagsvc import metrics
 from flagsvc.middleware import client_address
+from flagsvc.storable import unstorable_text, without_unstorable
 
 MAX_BODY = 64 * 1024
 REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,64}$")  # as flagsvc.middleware accepts it
@@ -164,7 +165,7 @@ class KillRoute:
         reason, asked = data.get("reason"), data.get("environment")
         if not isinstance(reason, str) or not (asked is None or isinstance(asked, str)):
             return None
-        if validation.unstorable_text(data) is not None:
+        if unstorable_text(data) is not None:
             return None  # NULs, lone surrogates: the API view names the field
         bound = principal.environment_key if principal.kind == "kill" else None
         if bound and asked and asked != bound:
@@ -312,9 +313,7 @@ class KillRoute:
                     retry_after=5,
                 )
             note = data.get("note")
-            note = (
-                validation.without_unstorable(note).strip()[:300] if isinstance(note, str) else ""
-            )
+            note = without_unstorable(note).strip()[:300] if isinstance(note, str) else ""
             actor = Actor(
                 AuditEvent.ActorKind.TRIGGER, f"trigger:{trigger.name}", request_id, address
             )
@@ -352,6 +351,6 @@ class KillRoute:
                 return _error(
                     404, "not_found", f"No live flag carries the tag {tag!r} (as last known)."
                 )
-            return self.action, flags, environment, validation.without_unstorable(reason), actor
+            return self.action, flags, environment, without_unstorable(reason), actor
         flag = scope["path_params"]["key"]
-        return self.action, [flag], environment, validation.without_unstorable(reason), actor
+        return self.action, [flag], environment, without_unstorable(reason), actor
