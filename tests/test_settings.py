@@ -28,6 +28,7 @@ def manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration
 def test_check_deploy__production_settings__clean() -> None:
     result = manage(
         "check",
@@ -41,6 +42,7 @@ def test_check_deploy__production_settings__clean() -> None:
     assert "no issues" in result.stdout
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -53,6 +55,7 @@ def test_production__refuses_to_start_without_secrets(env: dict[str, str], messa
     assert result.returncode != 0 and message in result.stderr
 
 
+@pytest.mark.integration
 def test_admin_login_throttle__configured_from_the_environment() -> None:
     result = manage(
         "shell",

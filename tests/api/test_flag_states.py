@@ -135,8 +135,11 @@ def test_current_if_match__write_happens(api: Client, flag: Flag) -> None:
 
 
 def test_no_version_given__last_write_wins(api: Client, flag: Flag) -> None:
-    send(api, "PATCH", STATE, {"enabled": True})
-    assert send(api, "PATCH", STATE, {"enabled": False}).status_code == 200
+    assert send(api, "PATCH", STATE, {"enabled": True}).json()["version"] == 2
+    second = send(api, "PATCH", STATE, {"enabled": False})
+    assert second.status_code == 200 and second.json()["version"] == 3
+    current = send(api, "GET", STATE).json()
+    assert current["enabled"] is False and current["version"] == 3
 
 
 @pytest.mark.parametrize(

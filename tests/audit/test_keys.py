@@ -35,6 +35,7 @@ def manage_check(**env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("keys", "message"),
     [
@@ -52,11 +53,13 @@ def test_production__refuses_to_start_without_a_real_audit_chain_key(
     assert message in result.stderr
 
 
+@pytest.mark.integration
 def test_production__with_a_key__starts() -> None:
     result = manage_check(**PRODUCTION, AUDIT_CHAIN_KEYS="k2026:" + "s" * 43)
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.integration
 def test_development__starts_with_the_development_key() -> None:
     result = manage_check(DEBUG="true")
     assert result.returncode == 0, result.stderr

@@ -82,6 +82,7 @@ def test_redis_down__kill_commits_and_services_still_converge(
         stream.close()
 
 
+@pytest.mark.integration
 def test_web_tier_down__manage_py_kill_works_with_only_the_database(
     transactional_db: None, world: dict[str, Any]
 ) -> None:
@@ -102,9 +103,8 @@ def test_web_tier_down__manage_py_kill_works_with_only_the_database(
         "DATABASE_URL": database_url,
         "REDIS_URL": CLOSED_PORT_REDIS,  # and Redis is down as well
     }
-    # No web server is running in this test: only the database is reachable.
-    with pytest.raises(httpx.HTTPError):
-        httpx.get("http://127.0.0.1:8000/healthz", timeout=0.5)
+    # This test starts no web server and points Redis at a closed port: only the database
+    # is reachable (whatever else runs on this machine, e.g. `make run` on port 8000).
     result = subprocess.run(
         [
             sys.executable,
@@ -218,6 +218,7 @@ def readyz(url: str) -> httpx.Response:
     return httpx.get(f"{url}/readyz", timeout=10)
 
 
+@pytest.mark.integration
 def test_database_cut_after_start_up__readyz_200_with_database_down_and_sdk_reads_served(
     database_link: DatabaseLink, world: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -244,6 +245,7 @@ def test_database_cut_after_start_up__readyz_200_with_database_down_and_sdk_read
         web.wait(timeout=20)
 
 
+@pytest.mark.integration
 def test_database_unreachable_before_any_snapshot__readyz_503(
     database_link: DatabaseLink, world: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.db import OperationalError
 
-from flags.edge import readiness
+from flags.edge import errors, readiness
 from tests.edge.conftest import LiveEdge
 
 
@@ -144,8 +144,12 @@ def test_refusals__are_logged_like_django_4xx(
     live_edge: LiveEdge, world: dict[str, Any], caplog: Any
 ) -> None:
     caplog.set_level("WARNING", logger="flags.edge")
-    live_edge.client().get("/api/v1/sdk/snapshot/")
-    assert any(
-        "/api/v1/sdk/snapshot/ -> 401 unauthenticated" in r.getMessage() for r in caplog.records
-    )
-    assert all(world["tokens"]["server"] not in r.getMessage() for r in caplog.records)
+    revoked, server = world["tokens"]["revoked"], world["tokens"]["server"]
+    live_edge.client(revoked).get("/api/v1/sdk/snapshot/")  # a real key, refused: 401
+    live_edge.client().get("/api/v1/sdk/snapshot/")  # no key: 401, summarised (bounded)
+    live_edge.client(server).get("/api/v1/sdk/snapshot/?environment=staging")  # 403
+    errors.bounded_refusals.flush()
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("/api/v1/sdk/snapshot/ -> 401 " in m for m in messages), messages
+    assert any("/api/v1/sdk/snapshot/ -> 403 permission_denied" in m for m in messages), messages
+    assert all(revoked not in m and server not in m for m in messages)

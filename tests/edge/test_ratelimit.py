@@ -31,6 +31,7 @@ def limits_with(**environment: str) -> tuple[int, int]:
     return int(server), int(client)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("environment", "expected"),
     [

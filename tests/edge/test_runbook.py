@@ -126,6 +126,7 @@ def test_runbook__has_commands_for_every_way_to_kill_confirm_restore_audit_and_b
     assert "flush" not in RUNBOOK.read_text().lower()  # caches follow the database themselves
 
 
+@pytest.mark.integration
 def test_runbook__every_command_runs(
     live_edge: LiveEdge, world: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -218,6 +219,7 @@ def backup_round_trip_as_written(tmp_path: Path, backup: str, restore: str, **en
     backup_round_trip(folder, deployment, block(commands, backup), block(commands, restore))
 
 
+@pytest.mark.integration
 def test_runbook__postgresql_backup_and_restore_commands_bring_back_the_backed_up_state(
     scratch_postgres_url: str, tmp_path: Path
 ) -> None:
@@ -226,6 +228,7 @@ def test_runbook__postgresql_backup_and_restore_commands_bring_back_the_backed_u
     )
 
 
+@pytest.mark.integration
 def test_runbook__sqlite_backup_and_restore_commands_bring_back_the_backed_up_state(
     tmp_path: Path,
 ) -> None:

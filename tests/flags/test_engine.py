@@ -433,6 +433,7 @@ def test_matches__input_longer_than_bound__never_matches() -> None:
     assert evaluator.evaluate("f", {"a": "x" * 4097}).value is False
 
 
+@pytest.mark.integration
 def test_pure_module__importing_and_evaluating__loads_no_django() -> None:
     # A fresh interpreter: this one has Django loaded by pytest-django already.
     probe = (

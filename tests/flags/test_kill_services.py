@@ -149,6 +149,11 @@ def test_trigger_revoke__audited(
     trigger, _ = services.trigger_create(
         actor=actor, name="datadog", flag=make_flag(), environment=production, action="restore"
     )
-    services.trigger_revoke(actor=actor, trigger=trigger)
+    services.trigger_revoke(actor=actor, trigger=trigger, reason="rotated after the incident")
     assert KillTrigger.objects.get().revoked
-    assert AuditEvent.objects.filter(action="trigger.revoke").exists()
+    event = AuditEvent.objects.get(action="trigger.revoke")
+    assert (event.actor, event.target_type) == (actor.name, "trigger")
+    assert event.target_key.startswith("datadog (")  # the name and a hint of the secret
+    assert (event.flag_key, event.environment_key) == ("new-checkout", "production")
+    assert event.before["revoked"] is False and event.after["revoked"] is True
+    assert event.reason == "rotated after the incident"

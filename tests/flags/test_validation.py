@@ -234,7 +234,10 @@ def test_duplicate_rule_ids__are_refused() -> None:
 
 def test_serve_with_both_variant_and_split__is_refused() -> None:
     errors = problems(default_serve={"variant": "on", "split": []})
-    assert "must be" in errors["default_serve"]
+    assert errors == {
+        "default_serve": 'must be {"variant": NAME} or '
+        '{"split": [{"variant": NAME, "weight": N}, ...]}'
+    }
 
 
 def test_variants__type_checked() -> None:
