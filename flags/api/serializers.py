@@ -166,6 +166,8 @@ def reason_field() -> serializers.CharField:
 class InputSerializer(serializers.Serializer):
     """A request body: a JSON object whose every field is known."""
 
+    refuses_unknown_fields = True  # the OpenAPI document says so (flags.api.schema)
+
     # Fields that exist but cannot be changed here, with what to do instead.
     fixed_fields: Mapping[str, str] = {}
 

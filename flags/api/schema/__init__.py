@@ -34,10 +34,9 @@ class ApiAutoSchema(AutoSchema):
         self, serializer: Any, direction: Any, bypass_extensions: bool = False
     ) -> dict[str, Any]:
         schema: dict[str, Any] = super()._map_serializer(serializer, direction, bypass_extensions)
-        from flags.api.serializers import InputSerializer  # it imports this module
-
         # Request bodies refuse unknown fields (InputSerializer): say so.
-        if direction == "request" and isinstance(force_instance(serializer), InputSerializer):
+        refuses = getattr(force_instance(serializer), "refuses_unknown_fields", False)
+        if direction == "request" and refuses:
             schema["additionalProperties"] = False
         return schema
 
