@@ -4,6 +4,9 @@ Decisions are local and O(1). Counts are kept per one-second window; with Redis,
 each process adds its counts to a shared counter a few times a second and
 blocks a key for the rest of the window once the total is over the limit, so
 the limit holds across processes and replicas within a fraction of a second.
+
+Why not a library (slowapi, limits): they make a Redis round trip per request, which
+the edge's hot paths (snapshot, OFREP) cannot afford; this decides in memory.
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
-"""Server-sent events: the framing (each event encoded once for every subscriber), the
-subscriber's queue, and one open stream's life from its opening events to disconnect."""
+"""Server-sent events: the framing, the subscriber's queue, and one open stream's life.
+
+Why hand-written (not sse-starlette): each change is encoded once into bytes shared by
+every subscriber and written in place to idle sockets; a per-subscriber generator
+would encode and schedule it once per stream, on every kill.
+"""
 
 from __future__ import annotations
 
