@@ -198,6 +198,11 @@ export class FlagsvcClient {
     return this.currentStatus;
   }
 
+  /** True while the stream is open (changes arrive within milliseconds); false while polling. */
+  get streaming(): boolean {
+    return this.streamConnected;
+  }
+
   /** True once there is something to render: answers (cached or fresh), or a settled failure. */
   get settled(): boolean {
     return this.isSettled;
