@@ -58,7 +58,7 @@ function OpenFeaturePanel() {
       <p id="of-recs" className={on ? 'on' : 'off'}>
         recommendations: {on ? 'on' : 'off'}
       </p>
-      <p id="of-reason">reason: {details.reason}</p>
+      <p id="of-reason">reason: {String(details.reason)}</p>
     </>
   );
 }

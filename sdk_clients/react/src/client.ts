@@ -73,6 +73,18 @@ export type Missing = typeof NOT_READY | typeof NOT_FOUND;
 type Listener = () => void;
 
 const BULK_PATH = '/ofrep/v1/evaluate/flags';
+/** Follow-up requests when an answer is older than the version the stream announced. */
+const BEHIND_RETRIES = 6;
+const BEHIND_FIRST_DELAY_MS = 25;
+
+/**
+ * The environment version a flagsvc bulk ETag (`"<environment>:<version>:<context digest>"`)
+ * was computed at, or null for any other ETag.
+ */
+export function etagVersion(etag: string | null): number | null {
+  const match = etag ? /^(?:W\/)?"[^":]+:(\d+):[^":]+"$/.exec(etag) : null;
+  return match ? Number(match[1]) : null;
+}
 
 function isBulkAnswer(values: InitialValues): values is { flags: FlagAnswer[] } {
   const flags = (values as { flags?: unknown }).flags;
@@ -310,9 +322,19 @@ export class FlagsvcClient {
     this.retryTimer = this.pollTimer = undefined;
     this.inFlight = (async () => {
       try {
+        let behindTries = 0;
         do {
           this.again = false;
           await this.evaluateOnce();
+          if (!this.again && this.isBehind() && behindTries < BEHIND_RETRIES) {
+            // The stream can announce a version a moment before this edge process
+            // evaluates at it: ask again shortly rather than keep the older answer.
+            await new Promise((resolve) =>
+              setTimeout(resolve, BEHIND_FIRST_DELAY_MS * 2 ** behindTries),
+            );
+            behindTries += 1;
+            this.again = true;
+          }
         } while (this.again && !this.refused);
       } finally {
         this.inFlight = null;
@@ -323,6 +345,12 @@ export class FlagsvcClient {
   }
 
   // -- evaluation
+
+  /** Whether the last answer is older than the version the stream announced. */
+  private isBehind(): boolean {
+    const answered = etagVersion(this.etag);
+    return answered !== null && this.lastVersion !== null && answered < this.lastVersion;
+  }
 
   private get storage(): StorageLike | null {
     if (!this.storageResolved) {

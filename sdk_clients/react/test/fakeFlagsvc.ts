@@ -64,6 +64,25 @@ export class FakeFlagsvc {
     this.send(`id: ${this.version}\nevent: version\ndata: {"environment":"production","version":${this.version}}\n\n`);
   }
 
+  /**
+   * Like `publish`, but the next `lagging` bulk requests are still answered at the old
+   * version (flagsvc's stream may announce a version a moment before the edge answers at it).
+   */
+  publishLagging(evaluate: (context: EvaluationContext) => FlagAnswer[], lagging: number): void {
+    const old = this.evaluate;
+    const oldVersion = this.version;
+    let left = lagging;
+    this.lagging = (context) => {
+      if (left <= 0) return null;
+      left -= 1;
+      return { answers: old(context), version: oldVersion };
+    };
+    this.publish(evaluate);
+  }
+
+  private lagging: ((context: EvaluationContext) => { answers: FlagAnswer[]; version: number } | null) | null =
+    null;
+
   send(raw: string): void {
     for (const stream of this.streams) {
       if (!stream.closed) stream.controller.enqueue(this.encoder.encode(raw));
@@ -79,8 +98,12 @@ export class FakeFlagsvc {
     }
   }
 
+  /** Bulk answers are computed at this version (lags behind `version` to mimic an edge process that has not installed the announced version yet). */
+  answeringVersion: number | null = null;
+
   private etagFor(context: EvaluationContext): string {
-    return `"production:${this.version}:${JSON.stringify(context)}"`;
+    const digest = Array.from(JSON.stringify(context)).reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7);
+    return `"production:${this.answeringVersion ?? this.version}:${digest.toString(16)}"`;
   }
 
   private refusal(failure: Failure): Response {
@@ -117,6 +140,16 @@ export class FakeFlagsvc {
       }
       if (this.failure) return this.refusal(this.failure);
       const context = request.context ?? {};
+      const lag = this.lagging?.(context);
+      if (lag) {
+        this.answeringVersion = lag.version;
+        const etag = this.etagFor(context);
+        this.answeringVersion = null;
+        return new Response(JSON.stringify({ flags: lag.answers }), {
+          status: 200,
+          headers: { 'Content-Type': 'application/json', ETag: etag },
+        });
+      }
       const etag = this.etagFor(context);
       if (headers['if-none-match'] === etag) return new Response(null, { status: 304, headers: { ETag: etag } });
       return new Response(JSON.stringify({ flags: this.evaluate(context) }), {

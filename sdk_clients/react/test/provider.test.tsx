@@ -232,6 +232,22 @@ describe('live updates', () => {
     await waitFor(() => expect(text('checkout')).toBe('old checkout'));
   });
 
+  it('asks again when the answer is older than the version the stream announced', async () => {
+    renderWith(<Checkout />);
+    await waitFor(() => expect(text('checkout')).toBe('new checkout'));
+    await waitFor(() => expect(server.openStreams).toBe(1));
+    await waitFor(() => expect(server.inFlight).toBe(0));
+    const before = server.bulkRequests.length;
+    await act(async () =>
+      server.publishLagging(
+        demoFlags({ 'new-checkout': { key: 'new-checkout', value: false, variant: 'off', reason: 'DISABLED' } }),
+        2,
+      ),
+    );
+    await waitFor(() => expect(text('checkout')).toBe('old checkout'));
+    expect(server.bulkRequests.length).toBe(before + 3);
+  });
+
   it('keeps one request in flight and coalesces a burst of versions into one more request', async () => {
     renderWith(<Checkout />);
     await waitFor(() => expect(server.openStreams).toBe(1));
