@@ -262,7 +262,8 @@ export class FlagsvcClient {
     if (this.active) return;
     this.active = true;
     if (this.refused) return;
-    this.load();
+    if (this.cacheRead) void this.refresh();
+    else this.load();
     this.watchDocument();
     if (this.options.stream !== false) this.openStreamSoon(0);
   }
@@ -272,10 +273,9 @@ export class FlagsvcClient {
    * Suspense needs before the provider's effects run.
    */
   load(): void {
-    if (!this.cacheRead) {
-      this.cacheRead = true;
-      if (!this.lastAnswers) this.applyCache();
-    }
+    if (this.cacheRead) return; // every suspended component calls this: one evaluation
+    this.cacheRead = true;
+    if (!this.lastAnswers) this.applyCache();
     void this.refresh();
   }
 

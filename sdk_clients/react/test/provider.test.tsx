@@ -376,17 +376,20 @@ describe('re-renders', () => {
 });
 
 describe('errors', () => {
-  it('serves defaults when flagsvc is unreachable, and retries with backoff', async () => {
-    server.failure = { kind: 'network' };
-    server.streamFailure = { kind: 'network' };
-    renderWith(
+  function renderCheckoutAndStatus(options: Record<string, number>) {
+    return renderWith(
       <>
         <Checkout />
         <Status />
       </>,
       { targetingKey: 'qa-alice' },
-      { initialBackoffMs: 20, maxBackoffMs: 40 },
+      options,
     );
+  }
+
+  it('serves defaults when flagsvc is unreachable, and retries with backoff', async () => {
+    server.failure = server.streamFailure = { kind: 'network' };
+    renderCheckoutAndStatus({ initialBackoffMs: 20, maxBackoffMs: 40 });
     await waitFor(() => expect(text('status')).toBe('stale'));
     expect(text('checkout')).toBe('old checkout');
     await waitFor(() => expect(server.bulkRequests.length).toBeGreaterThanOrEqual(3));
@@ -408,16 +411,8 @@ describe('errors', () => {
 
   it('stops all network activity on 401 with one console error', async () => {
     const error = vi.spyOn(console, 'error').mockImplementation(() => undefined);
-    server.failure = { kind: 'status', status: 401, code: 'unauthenticated' };
-    server.streamFailure = { kind: 'status', status: 401, code: 'unauthenticated' };
-    renderWith(
-      <>
-        <Checkout />
-        <Status />
-      </>,
-      { targetingKey: 'qa-alice' },
-      { initialBackoffMs: 10, pollIntervalMs: 10 },
-    );
+    server.failure = server.streamFailure = { kind: 'status', status: 401, code: 'unauthenticated' };
+    renderCheckoutAndStatus({ initialBackoffMs: 10, pollIntervalMs: 10 });
     await waitFor(() => expect(text('status')).toBe('stopped'));
     expect(text('checkout')).toBe('old checkout');
     const sent = server.requests.length;
