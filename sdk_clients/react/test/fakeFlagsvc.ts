@@ -26,6 +26,8 @@ export class FakeFlagsvc {
   maxInFlight = 0;
   failure: Failure | null = null;
   streamFailure: Failure | null = null;
+  /** The `retry:` field each stream opens with (flagsvc sends 2000). */
+  retryMs = 2000;
   /** While set, bulk answers wait for `release()`. */
   holding = false;
   private held: Array<() => void> = [];
@@ -171,7 +173,7 @@ export class FakeFlagsvc {
         this.streams.push(stream);
         controller.enqueue(
           this.encoder.encode(
-            `retry: 2000\n\nid: ${this.version}\nevent: version\ndata: {"environment":"production","version":${this.version}}\n\n`,
+            `retry: ${this.retryMs}\n\nid: ${this.version}\nevent: version\ndata: {"environment":"production","version":${this.version}}\n\n`,
           ),
         );
       },

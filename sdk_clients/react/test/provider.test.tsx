@@ -266,6 +266,42 @@ describe('live updates', () => {
     expect(server.maxInFlight).toBe(1);
   });
 
+  it('reopens a stream the server closed, catching changes made while it was down', async () => {
+    renderWith(<Checkout />, { targetingKey: 'qa-alice' }, { initialBackoffMs: 20, pollIntervalMs: 60_000 });
+    await waitFor(() => expect(server.openStreams).toBe(1));
+    await waitFor(() => expect(text('checkout')).toBe('new checkout'));
+    // flagsvc restarts: the stream ends, and a kill happens before the SDK reconnects.
+    server.failure = { kind: 'network' };
+    server.streamFailure = { kind: 'network' };
+    await act(async () => server.closeStreams());
+    server.evaluate = demoFlags({ 'new-checkout': { key: 'new-checkout', value: false, variant: 'off', reason: 'DISABLED' } });
+    server.version += 1;
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(text('checkout')).toBe('new checkout');
+    server.failure = null;
+    server.streamFailure = null;
+    await waitFor(() => expect(text('checkout')).toBe('old checkout'));
+    await waitFor(() => expect(server.openStreams).toBe(1));
+    expect(server.streamRequests.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('reopens a stream that goes silent (no keep-alives)', async () => {
+    server.retryMs = 20;
+    renderWith(<Checkout />, { targetingKey: 'qa-alice' }, { streamIdleTimeoutMs: 80, initialBackoffMs: 10 });
+    await waitFor(() => expect(server.streamRequests.length).toBeGreaterThanOrEqual(3), { timeout: 2000 });
+    expect(server.openStreams).toBeLessThanOrEqual(1);
+  });
+
+  it('polls with If-None-Match when the stream is off', async () => {
+    renderWith(<Checkout />, { targetingKey: 'qa-alice' }, { stream: false, pollIntervalMs: 30 });
+    await waitFor(() => expect(server.bulkRequests.length).toBeGreaterThanOrEqual(3));
+    expect(server.streamRequests).toEqual([]);
+    expect(server.bulkRequests[2].headers['if-none-match']).toMatch(/^"production:1:/);
+    server.evaluate = demoFlags({ 'new-checkout': { key: 'new-checkout', value: false, variant: 'off', reason: 'DISABLED' } });
+    server.version += 1;
+    await waitFor(() => expect(text('checkout')).toBe('old checkout'));
+  });
+
   it('re-evaluates when the tab becomes visible again', async () => {
     renderWith(<Checkout />, { targetingKey: 'qa-alice' }, { stream: false });
     await waitFor(() => expect(text('checkout')).toBe('new checkout'));
