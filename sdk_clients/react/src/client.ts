@@ -78,6 +78,16 @@ const BEHIND_RETRIES = 6;
 const BEHIND_FIRST_DELAY_MS = 25;
 
 /**
+ * The wait before retry number `attempt` (1, 2, ...): the exponential step
+ * `initial * 2^(attempt-1)`, capped at `max`, jittered between half and all of it
+ * (`random` in [0, 1)), so that many browsers cut off together do not return together.
+ */
+export function backoffDelay(attempt: number, initial: number, max: number, random: number): number {
+  const step = Math.min(max, initial * 2 ** Math.min(attempt - 1, 30));
+  return Math.round(step / 2 + (random * step) / 2);
+}
+
+/**
  * The environment version a flagsvc bulk ETag (`"<environment>:<version>:<context digest>"`)
  * was computed at, or null for any other ETag.
  */
@@ -464,12 +474,13 @@ export class FlagsvcClient {
     this.setStatus('stopped');
   }
 
-  /** Full jitter between half and all of an exponential step. */
   private backoff(attempt: number): number {
-    const base = this.options.initialBackoffMs ?? 1000;
-    const max = this.options.maxBackoffMs ?? 60_000;
-    const step = Math.min(max, base * 2 ** Math.min(attempt - 1, 30));
-    return Math.round(step / 2 + (this.random() * step) / 2);
+    return backoffDelay(
+      attempt,
+      this.options.initialBackoffMs ?? 1000,
+      this.options.maxBackoffMs ?? 60_000,
+      this.random(),
+    );
   }
 
   private schedulePoll(): void {
