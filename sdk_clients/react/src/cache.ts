@@ -20,6 +20,8 @@ const PREFIX = 'flagsvc:v1:';
 const INDEX = `${PREFIX}index`;
 /** Contexts remembered per browser (the oldest is dropped past this). */
 export const MAX_CACHED_CONTEXTS = 8;
+/** Last known answers older than this are not shown (30 days, as OpenFeature's OFREP web provider). */
+export const DEFAULT_CACHE_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
 
 /**
  * Canonical JSON (sorted keys at every level), so that `{a, b}` and `{b, a}` name the
@@ -72,13 +74,22 @@ export function browserStorage(): StorageLike | null {
   }
 }
 
-export function readCache(storage: StorageLike | null, key: string): CachedAnswers | null {
+/** Answers saved longer ago than `maxAgeMs` are dropped rather than shown. */
+export function readCache(
+  storage: StorageLike | null,
+  key: string,
+  maxAgeMs: number = DEFAULT_CACHE_MAX_AGE_MS,
+): CachedAnswers | null {
   if (!storage) return null;
   try {
     const raw = storage.getItem(key);
     if (!raw) return null;
     const parsed = JSON.parse(raw) as CachedAnswers;
     if (!parsed || !Array.isArray(parsed.flags)) return null;
+    if (!(typeof parsed.savedAt === 'number' && Date.now() - parsed.savedAt <= maxAgeMs)) {
+      storage.removeItem(key);
+      return null;
+    }
     return parsed;
   } catch {
     return null;

@@ -34,6 +34,8 @@ export interface FlagsvcClientOptions {
   initialValues?: InitialValues;
   /** Where last known answers live; defaults to localStorage in a browser, `null` turns it off. */
   storage?: StorageLike | null;
+  /** Cached answers older than this are not shown (default 30 days). */
+  cacheMaxAgeMs?: number;
   /** The fetch to use (defaults to the global one). */
   fetch?: typeof fetch;
   /** Listen to the stream for new versions (default true); false polls only. */
@@ -376,7 +378,7 @@ export class FlagsvcClient {
   }
 
   private applyCache(): boolean {
-    const cached = readCache(this.storage, this.cacheKey);
+    const cached = readCache(this.storage, this.cacheKey, this.options.cacheMaxAgeMs);
     if (!cached) return false;
     this.etag = cached.etag;
     this.replaceFlags(cached.flags, 'CACHED');

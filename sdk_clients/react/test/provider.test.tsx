@@ -205,6 +205,18 @@ describe('cached start', () => {
     expect(server.bulkRequests[0].headers['if-none-match']).toMatch(/^"production:1:/);
   });
 
+  it('does not show answers older than cacheMaxAgeMs', async () => {
+    const context = { targetingKey: 'qa-alice' };
+    writeCache(localStorage, cacheKey(server.url, server.clientKey, context), {
+      etag: null,
+      savedAt: Date.now() - 2 * 3600 * 1000,
+      flags: [{ key: 'new-checkout', value: true, variant: 'on', reason: 'TARGETING_MATCH' }],
+    });
+    server.hold();
+    renderWith(<Details name="new-checkout" />, context, { cacheMaxAgeMs: 3600 * 1000 });
+    expect(text('details-new-checkout')).toBe('false/ERROR/PROVIDER_NOT_READY');
+  });
+
   it('keeps one cache entry per context', async () => {
     const first = renderWith(<Checkout />, { targetingKey: 'qa-alice' });
     await waitFor(() => expect(text('checkout')).toBe('new checkout'));
