@@ -76,5 +76,8 @@ export interface FlagAnswer {
  */
 export type ClientStatus = 'loading' | 'cached' | 'ready' | 'stale' | 'reconciling' | 'stopped';
 
-/** The `initialValues` shape: flag key to value, or to a full bulk OFREP item. */
-export type InitialValues = Record<string, FlagValue | FlagAnswer> | { flags: FlagAnswer[] };
+/**
+ * The `initialValues` shape: a bulk OFREP answer (`{ flags: [...] }`, what
+ * `fetchInitialValues` returns), or a plain map of flag key to value (read as CACHED).
+ */
+export type InitialValues = { flags: FlagAnswer[] } | Record<string, FlagValue>;
