@@ -1,6 +1,6 @@
 // @vitest-environment node
 import { renderToString } from 'react-dom/server';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { Flag, FlagsvcProvider, useFlag, useFlagDetails } from '../src/index.js';
 
@@ -19,6 +19,15 @@ function Page() {
 }
 
 describe('server rendering', () => {
+  let errors: ReturnType<typeof vi.spyOn>;
+  beforeEach(() => {
+    errors = vi.spyOn(console, 'error');
+  });
+  afterEach(() => {
+    // No React warning either (React 18 warns about useLayoutEffect on the server).
+    expect(errors).not.toHaveBeenCalled();
+  });
+
   it('renders initialValues without window, fetch or timers', () => {
     expect(typeof window).toBe('undefined');
     const requests: string[] = [];
