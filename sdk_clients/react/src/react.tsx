@@ -90,11 +90,11 @@ export function FlagsvcProvider(props: FlagsvcProviderProps): ReactNode {
     return () => active.stop();
   }, [active]);
 
+  // Keyed on the context's content, not its identity: `context={{ ... }}` is a new object
+  // on every render of the parent.
   const contextJson = context === undefined ? null : canonicalJson(context);
   useBeforePaintEffect(() => {
     if (context !== undefined) active.setContext(context);
-    // Only the context's content matters, not its identity.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [active, contextJson]);
 
   const value = useMemo(() => ({ client: active, suspense }), [active, suspense]);
@@ -228,7 +228,6 @@ export function useFlagDetails<T extends FlagValue = FlagValue>(
   const fallback = (defaultValue === undefined ? null : defaultValue) as T;
   const defaultJson = defaultValue !== null && typeof defaultValue === 'object' ? canonicalJson(defaultValue) : defaultValue;
   // Same answer in, same object out: children memoised on it do not re-render.
-  // eslint-disable-next-line react-hooks/exhaustive-deps
   return useMemo(() => resolveDetails(key, stored, fallback), [key, stored, defaultJson]);
 }
 
