@@ -60,3 +60,11 @@ bench: $(DEV_STAMP)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+## test-react: the React SDK (sdk_clients/react): `npm ci` from its lock file, types, unit tests
+## (vitest + jsdom), then the real-browser test (headless Chromium against a real flagsvc)
+.PHONY: test-react
+test: test-react
+test-react: $(DEV_STAMP)
+	cd sdk_clients/react && npm ci --no-audit --no-fund && npm run typecheck && npm test \
+		&& FLAGSVC_PYTHON=$(abspath $(PY)) npm run test:browser

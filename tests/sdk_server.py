@@ -11,9 +11,10 @@ JSON line on stdout::
 It serves until its stdin closes or it gets SIGTERM/SIGINT, then stops every process it
 started. The Node, React and Python SDK tests start it as a child process; each caller
 passes its own ``--name`` (the database name) and ``--redis-db`` so that suites can run side
-by side. ``--stop-web`` / ``--start-web`` lines on stdin stop and start the web tier (the
-database stays), for "flagsvc dies mid-run" tests: the answer is a line ``{"web": "stopped"}``
-or ``{"web": "started"}``.
+by side; ``--env NAME=VALUE`` (repeatable) adds a setting for flagsvc's processes, such
+as the browser test's allowed origin. ``--stop-web`` / ``--start-web`` lines on stdin stop
+and start the web tier (the database stays), for "flagsvc dies mid-run" tests: the answer
+is a line ``{"web": "stopped"}`` or ``{"web": "started"}``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,20 @@ def main() -> None:
     parser.add_argument("--name", default="sdk", help="names the database (flagsvc_bench_<name>)")
     parser.add_argument("--redis-db", type=int, default=8, help="uses this and the next number")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra setting for flagsvc's processes (repeatable), e.g. CORS_ALLOWED_ORIGINS=...",
+    )
     args = parser.parse_args()
+    extra_env = {"DEBUG": "false"}
+    for assignment in args.env:
+        name, equals, value = assignment.partition("=")
+        if not equals or not name:
+            parser.error(f"--env takes NAME=VALUE, not {assignment!r}")
+        extra_env[name] = value
     # The protocol owns stdout; everything the child processes print goes to stderr.
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
@@ -83,7 +97,7 @@ def main() -> None:
         f"sdk_{args.name}",
         workers=args.workers,
         redis_db=args.redis_db,
-        extra_env={"DEBUG": "false"},
+        extra_env=extra_env,
     )
 
     def on_signal(signum: int, frame: object) -> None:
