@@ -128,16 +128,18 @@ class Fanout:
         delta = message.get("delta")
         announced = False
         if current is not None and delta and delta.get("previous_version") == current.version:
-            # The next version of what this process serves: its streams need only the
-            # delta, so they are told before the snapshot bytes are fetched.
-            self.state.announce_change(environment, version, delta)
+            # The next version of what this process serves: streams that apply the delta
+            # need nothing else, so they are told before the snapshot bytes are fetched.
+            self.state.announce_change(environment, version, delta, readers="patch")
             announced = True
         payload = await self._fetch(environment, identity)
         if payload is None:
             return
         snapshot = self.state.install(payload)
         if snapshot is not None:
-            if not announced:
+            if announced:  # the streams that ask this process again, now that it can answer
+                self.state.announce(snapshot, delta, readers="version")
+            else:
                 self.state.announce(snapshot, delta if payload.identity == identity else None)
             self.compress_soon(payload)
 

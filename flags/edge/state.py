@@ -218,12 +218,22 @@ class EdgeState:
                 del self.streams_per_key[subscriber.digest]
         self.on_streams(environment, len(subscribers))
 
-    def announce(self, snapshot: EnvironmentSnapshot, delta: dict[str, Any] | None) -> None:
+    def announce(
+        self, snapshot: EnvironmentSnapshot, delta: dict[str, Any] | None, readers: str = "all"
+    ) -> None:
         """Tell every stream of the environment about a new version (events built once)."""
-        self.announce_change(snapshot.key, snapshot.version, delta)
+        self.announce_change(snapshot.key, snapshot.version, delta, readers)
 
-    def announce_change(self, environment: str, version: int, delta: dict[str, Any] | None) -> None:
-        """``announce`` for a version this process is about to install (streams first)."""
+    def announce_change(
+        self, environment: str, version: int, delta: dict[str, Any] | None, readers: str = "all"
+    ) -> None:
+        """``announce`` for a version this process installs now or is about to install.
+
+        ``readers`` picks the streams: ``"patch"`` those that apply the delta themselves
+        (server keys; told before the snapshot is installed, as they need nothing else),
+        ``"version"`` those that ask this process again (client keys: told once it serves
+        the version, or their OFREP request would get the old one), or ``"all"``.
+        """
         version_event = sse_event(
             "version", version, {"environment": environment, "version": version}
         )
@@ -241,14 +251,18 @@ class EdgeState:
                     "segments": delta["segments"],
                 },
             )
-        self.history[environment].append(ChangeRecord(version, previous, patch_event))
+        if readers != "version":
+            self.history[environment].append(ChangeRecord(version, previous, patch_event))
         messages = {
             event: {"type": "http.response.body", "body": event, "more_body": True}
             for event in (patch_event, version_event)
             if event is not None
         }
         for subscriber in list(self.subscribers.get(environment, ())):
-            event = patch_event if (patch_event and subscriber.kind != "client") else version_event
+            gets_patch = patch_event is not None and subscriber.kind != "client"
+            if (readers == "patch" and not gets_patch) or (readers == "version" and gets_patch):
+                continue
+            event = patch_event if gets_patch and patch_event is not None else version_event
             try:
                 subscriber.deliver(messages[event], event)
             except asyncio.QueueFull:

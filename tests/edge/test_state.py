@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -9,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from flags import tokens
+from flags import publish, tokens
 from flags.edge import errors
+from flags.edge.fanout import Fanout
 from flags.edge.sse import Subscriber
+from flags.edge.state import EdgeState
 from tests.edge.conftest import LiveEdge
 
 BULK = "/ofrep/v1/evaluate/flags"
@@ -110,3 +113,44 @@ def test_deliver__paused_socket_or_events_pending__queued_in_order() -> None:
     behind.queue.put_nowait(b"e1")  # the stream's task has not sent this one yet
     behind.deliver({"body": b"e2"}, b"e2")
     assert cycle.written == [] and [behind.queue.get_nowait() for _ in range(2)] == [b"e1", b"e2"]
+
+
+def _document(version: int) -> dict[str, Any]:
+    return {
+        "schema_version": 1,
+        "environment": "production",
+        "version": version,
+        "lineage": "L",
+        "revision": f"r{version}",
+        "flags": {},
+        "segments": {},
+    }
+
+
+def test_change_with_a_delta__patch_readers_told_before_install__client_streams_after() -> None:
+    # Given an edge process serving version 1, with one server-key and one client-key stream
+    state = EdgeState()
+    state.install(publish.encode_snapshot(_document(1)))
+    server, client = Subscriber(kind="server"), Subscriber(kind="client")
+    state.subscribe("production", server)
+    state.subscribe("production", client)
+    fanout = Fanout(state)
+    seen_while_fetching: dict[str, int] = {}
+
+    async def fetch(environment: str, identity: Any) -> Any:
+        seen_while_fetching.update(server=server.queue.qsize(), client=client.queue.qsize())
+        return publish.encode_snapshot(_document(2))
+
+    fanout._fetch = fetch  # type: ignore[method-assign]
+    # When version 2 is announced with its delta
+    delta = {"previous_version": 1, "flags": {}, "segments": {}}
+    message = {"type": "snapshot", "environment": "production", "version": 2}
+    asyncio.run(fanout.handle({**message, "lineage": "L", "revision": "r2", "delta": delta}))
+    # Then the server stream had its patch before the bytes were fetched, and the client
+    # stream (which asks this process again) heard only once version 2 was installed
+    assert seen_while_fetching == {"server": 1, "client": 0}
+    assert b"event: patch" in (server.queue.get_nowait() or b"")
+    assert b"event: version" in (client.queue.get_nowait() or b"")
+    current = state.current("production")
+    assert current is not None and current.version == 2
+    assert server.queue.empty() and client.queue.empty()  # each told exactly once
