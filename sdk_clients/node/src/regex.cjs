@@ -65,6 +65,9 @@ function translate(pattern) {
   }
   const dotAll = flags.includes('s');
   const multiline = flags.includes('m');
+  // V8's linear engine has no `i` flag: (?i) becomes explicit case alternatives.
+  const fold = flags.includes('i');
+  flags = flags.replace('i', '');
   let out = '';
   const n = pattern.length;
   while (i < n) {
@@ -74,7 +77,7 @@ function translate(pattern) {
       out += piece;
       i = next;
     } else if (c === '[') {
-      const [piece, next] = charClass(pattern, i);
+      const [piece, next] = charClass(pattern, i, fold);
       out += piece;
       i = next;
     } else if (c === '(') {
@@ -116,7 +119,7 @@ function translate(pattern) {
       out += '\\/';
       i += 1;
     } else {
-      out += c;
+      out += fold ? foldChar(c) : c;
       i += 1;
     }
   }
@@ -188,8 +191,43 @@ function escape(pattern, i, inClass, multiline) {
   }
 }
 
+function otherCase(c) {
+  const upper = c.toUpperCase();
+  const lower = c.toLowerCase();
+  if (upper !== c && upper.length === 1) return upper;
+  if (lower !== c && lower.length === 1) return lower;
+  return null;
+}
+
+function foldChar(c) {
+  const other = otherCase(c);
+  return other === null ? c : `[${c}${other}]`;
+}
+
+/** The other case of a class member or range (`a-f` -> `A-F`), for (?i). */
+function foldMember(text) {
+  if (text.length === 1) {
+    const other = otherCase(text);
+    return other === null ? text : text + other;
+  }
+  if (/^[a-z]-[a-z]$/.test(text) || /^[A-Z]-[A-Z]$/.test(text)) {
+    return `${text}${otherCase(text[0])}-${otherCase(text[2])}`;
+  }
+  if (text.length === 3 && text[1] === '-') {
+    // A mixed range: the ASCII letters inside it in both cases.
+    let extra = '';
+    for (let code = text.charCodeAt(0); code <= text.charCodeAt(2) && code < 128; code++) {
+      const ch = String.fromCharCode(code);
+      const other = otherCase(ch);
+      if (other !== null) extra += other;
+    }
+    return text + escapeLiteral(extra);
+  }
+  return text;
+}
+
 /** A bracket expression from `[`: [javascript, next index]. */
-function charClass(pattern, i) {
+function charClass(pattern, i, fold) {
   let out = '[';
   let j = i + 1;
   if (pattern[j] === '^') {
@@ -215,8 +253,11 @@ function charClass(pattern, i) {
     } else if (c === '[') {
       out += '\\[';
       j += 1;
+    } else if (fold && pattern[j + 1] === '-' && pattern[j + 2] !== undefined && pattern[j + 2] !== ']' && pattern[j + 2] !== '\\') {
+      out += foldMember(pattern.slice(j, j + 3));
+      j += 3;
     } else {
-      out += c;
+      out += fold ? foldMember(c) : c;
       j += 1;
     }
   }
