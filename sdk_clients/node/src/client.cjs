@@ -294,6 +294,11 @@ class FlagsvcClient {
     }
   }
 
+  /** The keys of the flags in the snapshot held (empty without one). */
+  keys() {
+    return this._engine === null ? [] : this._engine.keys();
+  }
+
   /** Every flag of the snapshot evaluated for one context: {key: result}. */
   evaluateAll(context) {
     const out = {};

@@ -227,6 +227,14 @@ function parseDatetime(text) {
   return [seconds - offset, micros];
 }
 
+/** A Date attribute (OpenFeature contexts may carry them) as [seconds, microseconds]. */
+function dateMoment(date) {
+  const ms = date.getTime();
+  if (!Number.isFinite(ms)) return null;
+  const seconds = Math.floor(ms / 1000);
+  return [seconds, (ms - seconds * 1000) * 1000];
+}
+
 function compareMoments(a, b) {
   if (a[0] !== b[0]) return a[0] < b[0] ? -1 : 1;
   return a[1] === b[1] ? 0 : a[1] < b[1] ? -1 : 1;
@@ -294,7 +302,7 @@ function momentOperator(test) {
     const target = parseDatetime(operand);
     if (target === null) throw new SnapshotError(where, `${JSON.stringify(operand)} is not an ISO-8601 date-time`);
     return (attr) => {
-      const moment = parseDatetime(attr);
+      const moment = attr instanceof Date ? dateMoment(attr) : parseDatetime(attr);
       return moment !== null && test(compareMoments(moment, target));
     };
   };
