@@ -10,11 +10,13 @@ function base() {
   return { a: flag('a'), b: flag('b', { serve: 'off' }) };
 }
 
-test('a patch that follows the held version is applied in place; a gap refetches the snapshot', async () => {
+test('a patch that follows the held version is applied in place; a gap refetches the snapshot', async (t) => {
   const fake = await startFake();
+  t.after(() => fake.close());
   fake.state.doc = snapshotDoc(1, base());
   const log = recordingLogger();
   const client = createClient({ url: fake.url, sdkKey: 'good-key', logger: log });
+  t.after(() => client.close());
   const changes = [];
   client.on('change', (keys) => changes.push(keys));
   assert.equal(await client.waitForReady(2000), true);
@@ -44,14 +46,15 @@ test('a patch that follows the held version is applied in place; a gap refetches
   await until(() => client.version === 5, 2000, 'patch v5');
   assert.equal(client.evaluate('c', {}, false).errorCode, 'FLAG_NOT_FOUND');
   await client.close();
-  await fake.close();
 });
 
-test('a malformed patch is rejected whole: the last good version stays, then the snapshot is refetched', async () => {
+test('a malformed patch is rejected whole: the last good version stays, then the snapshot is refetched', async (t) => {
   const fake = await startFake();
+  t.after(() => fake.close());
   fake.state.doc = snapshotDoc(1, base());
   const log = recordingLogger();
   const client = createClient({ url: fake.url, sdkKey: 'good-key', logger: log });
+  t.after(() => client.close());
   const errors = [];
   client.on('error', (e) => errors.push(e));
   assert.equal(await client.waitForReady(2000), true);
@@ -70,13 +73,14 @@ test('a malformed patch is rejected whole: the last good version stays, then the
   await until(() => errors.length === 2, 2000, 'the second rejection');
   assert.equal(client.version, 1);
   await client.close();
-  await fake.close();
 });
 
-test('a malformed snapshot is rejected whole and the last good one keeps serving', async () => {
+test('a malformed snapshot is rejected whole and the last good one keeps serving', async (t) => {
   const fake = await startFake();
+  t.after(() => fake.close());
   fake.state.doc = snapshotDoc(1, base());
   const client = createClient({ url: fake.url, sdkKey: 'good-key', stream: false, pollIntervalMs: 50, logger: null });
+  t.after(() => client.close());
   assert.equal(await client.waitForReady(2000), true);
   const errors = [];
   client.on('error', (e) => errors.push(e.message));
@@ -96,13 +100,14 @@ test('a malformed snapshot is rejected whole and the last good one keeps serving
     fake.state.doc = snapshotDoc(1, base());
   }
   await client.close();
-  await fake.close();
 });
 
-test('reconnecting streams resume from the held version with Last-Event-ID', async () => {
+test('reconnecting streams resume from the held version with Last-Event-ID', async (t) => {
   const fake = await startFake();
+  t.after(() => fake.close());
   fake.state.doc = snapshotDoc(7, base());
   const client = createClient({ url: fake.url, sdkKey: 'good-key', logger: null });
+  t.after(() => client.close());
   assert.equal(await client.waitForReady(2000), true);
   await until(() => fake.state.streams.size === 1, 2000, 'the stream');
   assert.equal(fake.state.streamRequests[0].headers['last-event-id'], undefined);
@@ -110,13 +115,14 @@ test('reconnecting streams resume from the held version with Last-Event-ID', asy
   await until(() => fake.state.streamRequests.length === 2, 3000, 'the reconnect');
   assert.equal(fake.state.streamRequests[1].headers['last-event-id'], '7');
   await client.close();
-  await fake.close();
 });
 
-test('polling without a stream: gzip bodies, If-None-Match and 304s', async () => {
+test('polling without a stream: gzip bodies, If-None-Match and 304s', async (t) => {
   const fake = await startFake();
+  t.after(() => fake.close());
   fake.state.doc = snapshotDoc(3, base());
   const client = createClient({ url: fake.url, sdkKey: 'good-key', stream: false, pollIntervalMs: 30, logger: null });
+  t.after(() => client.close());
   assert.equal(await client.waitForReady(2000), true);
   await until(() => fake.state.snapshotRequests.length >= 4, 2000, 'polls');
   const [first, second] = fake.state.snapshotRequests;
@@ -128,17 +134,19 @@ test('polling without a stream: gzip bodies, If-None-Match and 304s', async () =
   assert.equal(client.isEnabled('b'), true);
   assert.equal(fake.state.streamRequests.length, 0);
   await client.close();
-  await fake.close();
 });
 
-test('401: one clear error, no more requests, defaults served, waitForReady false', async () => {
+test('401: one clear error, no more requests, defaults served, waitForReady false', async (t) => {
   const fake = await startFake();
+  t.after(() => fake.close());
   fake.state.doc = snapshotDoc(1, base());
   const log = recordingLogger();
   const client = createClient({ url: fake.url, sdkKey: 'revoked-key', pollIntervalMs: 20, retryInitialMs: 10, logger: log, defaults: { a: true } });
+  t.after(() => client.close());
   const started = Date.now();
   assert.equal(await client.waitForReady(5000), false);
   assert.ok(Date.now() - started < 2000, 'resolves as soon as the key is refused');
+  await new Promise((resolve) => setTimeout(resolve, 100)); // requests already on the wire
   const refused = fake.state.refused;
   assert.ok(refused >= 1 && refused <= 2, `the snapshot and stream requests: ${refused}`);
   await new Promise((resolve) => setTimeout(resolve, 300));
@@ -148,14 +156,15 @@ test('401: one clear error, no more requests, defaults served, waitForReady fals
   assert.equal(client.isEnabled('a'), true);
   assert.equal(client.evaluate('a').errorCode, 'PROVIDER_NOT_READY');
   await client.close();
-  await fake.close();
 });
 
-test('server errors back off exponentially with jitter and recover', async () => {
+test('server errors back off exponentially with jitter and recover', async (t) => {
   const fake = await startFake();
+  t.after(() => fake.close());
   fake.state.doc = snapshotDoc(1, base());
   fake.state.status = 500;
   const client = createClient({ url: fake.url, sdkKey: 'good-key', stream: false, pollIntervalMs: 1000, retryInitialMs: 40, retryMaxMs: 1000, logger: null });
+  t.after(() => client.close());
   // The jittered delays stay within [ceiling / 2, ceiling] and the ceiling doubles.
   for (let n = 1; n <= 8; n++) {
     const ceiling = Math.min(1000, 40 * 2 ** (n - 1));
@@ -169,5 +178,4 @@ test('server errors back off exponentially with jitter and recover', async () =>
   fake.state.status = 200;
   assert.equal(await client.waitForReady(5000), true);
   await client.close();
-  await fake.close();
 });

@@ -76,6 +76,7 @@ export async function startFake({ key = 'good-key' } = {}) {
       for (const res of state.streams) res.end();
     },
     async close() {
+      if (!server.listening) return;
       for (const res of state.streams) res.destroy();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
