@@ -63,5 +63,10 @@ format: $(DEV_STAMP)
 bench: $(DEV_STAMP)
 	$(PY) bench/eval_engine.py
 
+## bench-node: the Node SDK's evaluation rate beside unleash-client and GrowthBook (bench/package.json)
+.PHONY: bench-node
+bench-node:
+	cd bench && npm ci --no-audit --no-fund && node node_sdk_eval.mjs
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
