@@ -158,6 +158,7 @@ class FlagsvcClient {
     this._snapshotReq = null;
     this._outage = false;
     this._thrownOnce = false;
+    this._retryAfterMs = undefined; // what a 429/503 on the snapshot asked for
 
     this._base = null;
     if (o.url !== undefined && o.url !== null) {
@@ -446,7 +447,7 @@ class FlagsvcClient {
         }
         if (status !== 200) {
           res.resume();
-          this._refused(status, res.headers, 'snapshot');
+          this._retryAfterMs = this._refused(status, res.headers, 'snapshot');
           done(false, status === 401 || status === 403 ? null : `snapshot answered HTTP ${status}`);
           return;
         }
@@ -637,7 +638,10 @@ class FlagsvcClient {
       this._refresh().then((ok) => {
         if (this._streamLive) return;
         this._pollFailures = ok ? 0 : this._pollFailures + 1;
-        this._schedulePoll(ok ? this._pollIntervalMs : Math.min(this._pollIntervalMs, this._backoff(this._pollFailures)));
+        let delay = ok ? this._pollIntervalMs : Math.min(this._pollIntervalMs, this._backoff(this._pollFailures));
+        if (!ok && this._retryAfterMs !== undefined) delay = Math.max(delay, this._retryAfterMs);
+        this._retryAfterMs = undefined;
+        this._schedulePoll(delay);
       });
     }, delay);
     this._pollTimer.unref();
