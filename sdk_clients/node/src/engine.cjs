@@ -7,6 +7,7 @@
 
 const { prefixState, murmur3After } = require('./murmur.cjs');
 const { compilePattern } = require('./regex.cjs');
+const { compareSemverText, scanDatetime, moment, INVALID } = require('./scan.cjs');
 
 const Reason = Object.freeze({
   STATIC: 'STATIC',
@@ -227,19 +228,6 @@ function parseDatetime(text) {
   return [seconds - offset, micros];
 }
 
-/** A Date attribute (OpenFeature contexts may carry them) as [seconds, microseconds]. */
-function dateMoment(date) {
-  const ms = date.getTime();
-  if (!Number.isFinite(ms)) return null;
-  const seconds = Math.floor(ms / 1000);
-  return [seconds, (ms - seconds * 1000) * 1000];
-}
-
-function compareMoments(a, b) {
-  if (a[0] !== b[0]) return a[0] < b[0] ? -1 : 1;
-  return a[1] === b[1] ? 0 : a[1] < b[1] ? -1 : 1;
-}
-
 // --- operators ------------------------------------------------------------------------------
 // Each builder checks its operand (a malformed one throws: the snapshot is rejected whole) and
 // returns a predicate on a present (not missing, not null) attribute value.
@@ -288,11 +276,16 @@ function inPredicate(operand, where) {
 
 function semverOperator(test) {
   return (operand, where) => {
-    const target = parseSemver(operand);
-    if (target === null) throw new SnapshotError(where, `${JSON.stringify(operand)} is not a semantic version`);
+    const parsed = parseSemver(operand);
+    if (parsed === null) throw new SnapshotError(where, `${JSON.stringify(operand)} is not a semantic version`);
+    const target = {
+      core: parsed.core.map((d) => d),
+      pre: parsed.pre === null ? null : parsed.pre.map((id) => ({ numeric: DIGITS.test(id), text: id })),
+    };
     return (attr) => {
-      const version = parseSemver(attr);
-      return version !== null && test(compareSemver(version, target));
+      if (typeof attr !== 'string') return false;
+      const order = compareSemverText(attr, target);
+      return order !== INVALID && test(order);
     };
   };
 }
@@ -301,9 +294,20 @@ function momentOperator(test) {
   return (operand, where) => {
     const target = parseDatetime(operand);
     if (target === null) throw new SnapshotError(where, `${JSON.stringify(operand)} is not an ISO-8601 date-time`);
+    const [seconds, micros] = target;
     return (attr) => {
-      const moment = attr instanceof Date ? dateMoment(attr) : parseDatetime(attr);
-      return moment !== null && test(compareMoments(moment, target));
+      if (typeof attr === 'string') {
+        if (!scanDatetime(attr)) return false;
+      } else if (attr instanceof Date) {
+        const ms = attr.getTime();
+        if (!Number.isFinite(ms)) return false;
+        moment.seconds = Math.floor(ms / 1000);
+        moment.micros = (ms - moment.seconds * 1000) * 1000;
+      } else {
+        return false;
+      }
+      const order = moment.seconds !== seconds ? (moment.seconds < seconds ? -1 : 1) : moment.micros === micros ? 0 : moment.micros < micros ? -1 : 1;
+      return test(order);
     };
   };
 }

@@ -159,3 +159,38 @@ test('prerequisites: depth bound, missing prerequisite, chains', () => {
   assert.equal(engine.evaluate('p17', {}).reason, 'PREREQUISITE_FAILED');
   assert.equal(engine.evaluate('orphan', {}).reason, 'PREREQUISITE_FAILED');
 });
+
+test('the allocation-free attribute scanners agree with the reference parsers on 50,000 strings', () => {
+  const { compareSemverText, scanDatetime, moment, INVALID } = require('../src/scan.cjs');
+  let seed = 7;
+  const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const pick = (list) => list[Math.floor(random() * list.length)];
+  const semverParts = ['v', '0', '1', '2', '10', '01', '.', '.', '-', '+', 'alpha', 'beta', '1', 'rc', 'x-y', '00', '', '99999999999999999999', 'é'];
+  const dateParts = ['2026', '2024', '0000', '-', '-', '01', '02', '29', '12', '13', '31', 'T', ' ', ':', '00', '23', '24', '59', '60', '.', '1', '123456789', '1234567890', 'Z', '+02:00', '-23:59', '+24:00', 'z'];
+  const targets = ['1.0.0', '2.0.0-beta.2', '1.2.3-rc.1.x', '0.0.1', '1.0.0-1'].map((t) => {
+    const parsed = parseSemver(t);
+    return { text: t, parsed, compiled: { core: parsed.core, pre: parsed.pre && parsed.pre.map((id) => ({ numeric: /^[0-9]+$/.test(id), text: id })) } };
+  });
+  let validVersions = 0;
+  let validDates = 0;
+  for (let k = 0; k < 25000; k++) {
+    const sv = Array.from({ length: 1 + Math.floor(random() * 7) }, () => pick(semverParts)).join('');
+    if (parseSemver(sv) !== null) validVersions++;
+    for (const target of targets) {
+      const parsed = parseSemver(sv);
+      const expected = parsed === null ? INVALID : compareSemver(parsed, target.parsed);
+      assert.equal(compareSemverText(sv, target.compiled), expected, `${sv} vs ${target.text}`);
+    }
+    const dt = k % 2
+      ? Array.from({ length: 1 + Math.floor(random() * 12) }, () => pick(dateParts)).join('')
+      : `${pick(['2026', '2024', '1999'])}-${pick(['01', '02', '12'])}-${pick(['01', '29', '31'])}${pick(['', 'T', ' '])}${pick(['', '00:00', '23:59'])}${pick(['', ':00', ':59'])}${pick(['', '.5', '.123456789'])}${pick(['', 'Z', '+02:00', '-01:30'])}`;
+    const reference = parseDatetime(dt);
+    const ok = scanDatetime(dt);
+    assert.equal(ok, reference !== null, dt);
+    if (ok) assert.deepEqual([moment.seconds, moment.micros], reference, dt);
+    if (ok) validDates++;
+  }
+  // Both sides of each question are exercised.
+  assert.ok(validVersions > 2000 && validVersions < 23000, `valid versions: ${validVersions}`);
+  assert.ok(validDates > 2000 && validDates < 20000, `valid dates: ${validDates}`);
+});
