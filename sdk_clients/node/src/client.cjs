@@ -177,9 +177,12 @@ class FlagsvcClient {
     }
     if (o.bootstrap !== undefined && o.bootstrap !== null) this._bootstrap(o.bootstrap);
     if (this._base) {
-      this._refresh();
-      if (this._useStream) this._openStream();
-      else this._schedulePoll(this._pollIntervalMs);
+      if (this._useStream) {
+        this._refresh();
+        this._openStream();
+      } else {
+        this._schedulePoll(0); // polls back off on failure, then keep pollIntervalMs
+      }
     }
   }
 
