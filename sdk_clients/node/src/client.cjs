@@ -159,6 +159,7 @@ class FlagsvcClient {
     this._outage = false;
     this._thrownOnce = false;
     this._retryAfterMs = undefined; // what a 429/503 on the snapshot asked for
+    this._installs = 0; // snapshots installed so far: an answer overtaken by a patch is dropped
 
     this._base = null;
     if (o.url !== undefined && o.url !== null) {
@@ -381,6 +382,7 @@ class FlagsvcClient {
     const engine = new Engine(doc.flags, doc.segments, reuse ? this._engine : undefined);
     const previous = this._document;
     const changed = changedKeys(previous, doc);
+    this._installs += 1;
     this._engine = engine;
     this._document = doc;
     const wasReady = this.ready;
@@ -431,6 +433,7 @@ class FlagsvcClient {
         'user-agent': USER_AGENT,
       };
       if (this._etag) headers['if-none-match'] = this._etag;
+      const installsAtStart = this._installs;
       let settled = false;
       const done = (ok, problem) => {
         if (settled) return;
@@ -474,6 +477,19 @@ class FlagsvcClient {
           let doc;
           try {
             doc = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            const held = this._document;
+            if (
+              held !== null &&
+              this._installs !== installsAtStart &&
+              doc !== null &&
+              typeof doc === 'object' &&
+              doc.version < held.version &&
+              (doc.lineage || '') === (held.lineage || '')
+            ) {
+              // Overtaken: a patch installed a newer version while this answer was on its way.
+              done(true);
+              return;
+            }
             this._install(doc, 'server');
           } catch (error) {
             this._reject('snapshot', error);

@@ -56,6 +56,23 @@ test('a patch that follows the held version is applied in place; a gap refetches
   await client.close();
 });
 
+test('a snapshot answer overtaken by a patch is dropped: a kill is never undone by a slow response', async (t) => {
+  const { fake, client } = await connected(t);
+  await until(() => fake.state.snapshotRequests.length >= 2, 2000, 'the version event refetch');
+  // The server still serves version 1 (another revision, so not a 304), slowly.
+  fake.state.doc = { ...snapshotDoc(1, base()), revision: 'r1-slow' };
+  fake.state.delayMs = 300;
+  const asked = fake.state.snapshotRequests.length;
+  fake.send(event('version', 1, { environment: 'production', version: 1 }));
+  await until(() => fake.state.snapshotRequests.length > asked, 2000, 'the slow refetch');
+  const killed = flag('a', { kill: { by: 'oncall', at: '2026-01-01T00:00:00Z', reason: 'x' } });
+  fake.send(event('patch', 2, { environment: 'production', version: 2, previous_version: 1, flags: { a: killed }, segments: {} }));
+  await until(() => client.version === 2, 2000, 'the kill patch');
+  await new Promise((resolve) => setTimeout(resolve, 500)); // the slow answer has arrived
+  assert.equal(client.version, 2);
+  assert.equal(client.isEnabled('a'), false);
+});
+
 test('a malformed patch is rejected whole: the last good version stays, then the snapshot is refetched', async (t) => {
   const { fake, client, log, errors } = await connected(t);
   const fetches = fake.state.snapshotRequests.length;

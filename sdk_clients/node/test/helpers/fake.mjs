@@ -23,6 +23,7 @@ export async function startFake({ key = 'good-key' } = {}) {
     streams: new Set(),
     status: 200,
     refused: 0, // requests answered 401
+    delayMs: 0, // answer snapshots this late
   };
   const server = http.createServer((req, res) => {
     if (req.headers.authorization !== `Bearer ${key}`) {
@@ -46,6 +47,16 @@ export async function startFake({ key = 'good-key' } = {}) {
         return;
       }
       const body = Buffer.from(state.rawBody ?? JSON.stringify(state.doc));
+      if (state.delayMs) {
+        const delayed = { body, gzip, etag };
+        setTimeout(() => {
+          const headers = { 'content-type': 'application/json', etag: delayed.etag };
+          if (delayed.gzip) headers['content-encoding'] = 'gzip';
+          res.writeHead(200, headers);
+          res.end(delayed.gzip ? zlib.gzipSync(delayed.body) : delayed.body);
+        }, state.delayMs);
+        return;
+      }
       const headers = { 'content-type': 'application/json', etag };
       if (gzip) headers['content-encoding'] = 'gzip';
       res.writeHead(200, headers);
