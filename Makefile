@@ -41,6 +41,13 @@ run: $(STAMP)
 test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## test-node: the Node SDK (sdk_clients/node): npm ci from its committed lock file, then npm test
+## (tsc on the shipped types, node --test; its real-server tests start flagsvc with this venv's python)
+.PHONY: test-node
+test: test-node
+test-node: $(DEV_STAMP)
+	cd sdk_clients/node && npm ci --no-audit --no-fund && FLAGSVC_PYTHON=$(abspath $(PY)) npm test
+
 ## fuzz: only the schemathesis run (every operation, all checks; part of `make test` too).
 ## More cases: FUZZ_MAX_EXAMPLES=50 make fuzz
 fuzz: $(DEV_STAMP)
@@ -57,6 +64,11 @@ format: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(PY) bench/eval_engine.py
+
+## bench-node: the Node SDK's evaluation rate beside unleash-client and GrowthBook (bench/package.json)
+.PHONY: bench-node
+bench-node:
+	cd bench && npm ci --no-audit --no-fund && node node_sdk_eval.mjs
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
