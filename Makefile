@@ -25,7 +25,7 @@ $(STAMP): $(PY) $(PROJECTS)
 
 $(DEV_STAMP): $(PY) $(PROJECTS)
 	@echo "[make] installing flagsvc, its Python SDK and the development tools into $(VENV) (pip; a few minutes the first time)"
-	@$(PY) -m pip install --quiet -e ./$(SDK_PY) -e '.[dev]'
+	@$(PY) -m pip install --quiet -e './$(SDK_PY)[dev]' -e '.[dev]'
 	@rm -f $(VENV)/.installed-* ; touch $(STAMP) $@
 
 install: $(STAMP)
