@@ -15,7 +15,7 @@ OVERRIDE_VARIANT = "override"
 
 EvaluationDetails = Result  # value, variant, reason, error_code, error_message
 
-_UNSET: Any = object()
+UNSET: Any = object()  # "no default given": the client's defaults[key] answers
 _EMPTY: Mapping[str, Any] = {}
 
 
@@ -97,7 +97,7 @@ class Evaluator:
         return self.evaluate(key, context).variant
 
     def get_value(
-        self, key: str, context: Mapping[str, Any] | None = None, default: Any = _UNSET
+        self, key: str, context: Mapping[str, Any] | None = None, default: Any = UNSET
     ) -> Any:
         """The flag's value; ``default`` when unknown, failing, or of another type than ``default``.
 
@@ -107,7 +107,7 @@ class Evaluator:
         return self.evaluate(key, context, default).value
 
     def evaluate(
-        self, key: str, context: Mapping[str, Any] | None = None, default: Any = _UNSET
+        self, key: str, context: Mapping[str, Any] | None = None, default: Any = UNSET
     ) -> Result:
         """Value, variant, reason and error code, in OpenFeature's vocabulary.
 
@@ -117,7 +117,7 @@ class Evaluator:
         >>> client.evaluate("new-checkout", {"targetingKey": "u1"}, False)  # doctest: +SKIP
         Result(value=True, variant='on', reason='SPLIT', error_code=None, error_message=None)
         """
-        if default is _UNSET:
+        if default is UNSET:
             default = self._defaults.get(key)
         flags = self._flags
         flag = flags.get(key)

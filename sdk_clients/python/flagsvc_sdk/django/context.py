@@ -9,9 +9,10 @@ from django.http import HttpRequest
 
 from flagsvc_sdk.django.conf import context_hook, flagsvc_settings, get_client
 from flagsvc_sdk.engine import Result
-from flagsvc_sdk.evaluation import FlagsView
-
-_UNSET: Any = object()
+from flagsvc_sdk.evaluation import (
+    UNSET,
+    FlagsView,
+)
 
 
 def request_context(request: HttpRequest | None) -> dict[str, Any]:
@@ -81,8 +82,8 @@ class RequestFlags:
             self._view = get_client().view()
         return self._view
 
-    def evaluate(self, key: str, default: Any = _UNSET) -> Result:
-        memo_key = (key, default if default is _UNSET else (type(default), default))
+    def evaluate(self, key: str, default: Any = UNSET) -> Result:
+        memo_key = (key, default if default is UNSET else (type(default), default))
         try:
             return self._results[memo_key]
         except KeyError:
@@ -101,7 +102,7 @@ class RequestFlags:
             return self.view._defaults.get(key) is True
         return default
 
-    def get_value(self, key: str, default: Any = _UNSET) -> Any:
+    def get_value(self, key: str, default: Any = UNSET) -> Any:
         return self.evaluate(key, default).value
 
     def variant(self, key: str) -> str | None:
@@ -135,4 +136,4 @@ def flag_is_active(request: HttpRequest | None, key: str) -> bool:
 
 def flag_value(request: HttpRequest | None, key: str, default: Any = None) -> Any:
     """The value of flag ``key`` for this request (``default`` if unknown or of another type)."""
-    return flags_of(request).get_value(key, _UNSET if default is None else default)
+    return flags_of(request).get_value(key, UNSET if default is None else default)
