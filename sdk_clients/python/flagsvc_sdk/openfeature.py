@@ -59,6 +59,7 @@ class FlagsvcProvider(AbstractProvider):
         self.client = client
         self.ready_timeout = ready_timeout
         self._remove_listener: Callable[[], None] | None = None
+        self._initialized = False
 
     def get_metadata(self) -> Metadata:
         return Metadata(name="flagsvc")
@@ -66,6 +67,7 @@ class FlagsvcProvider(AbstractProvider):
     def initialize(self, evaluation_context: EvaluationContext) -> None:
         self._remove_listener = self.client.on_change(self._changed)
         self.client.wait_for_ready(self.ready_timeout)
+        self._initialized = True  # what arrived while initializing is announced by READY
 
     def shutdown(self) -> None:
         if self._remove_listener is not None:
@@ -74,7 +76,7 @@ class FlagsvcProvider(AbstractProvider):
         self.client.close()
 
     def _changed(self, keys: frozenset[str]) -> None:
-        if hasattr(self, "_on_emit"):  # attached to the API
+        if self._initialized and hasattr(self, "_on_emit"):  # attached to the API
             self.emit_provider_configuration_changed(
                 ProviderEventDetails(
                     flags_changed=sorted(keys), metadata={"version": self.client.version or 0}
