@@ -185,6 +185,22 @@ def best_rate(run: Callable[[], None], n: int, repeat: int) -> float:
     return n / best
 
 
+SDK = tuple[Callable[[str], Callable[[], None]], Any]  # (timed run per flag key, one answer)
+
+
+def per_call_context(is_enabled: Callable[[str, Any], Any], contexts: list[Any]) -> SDK:
+    """The timed loop for SDKs that take the context with each call (flagsvc, Unleash)."""
+
+    def case(key: str) -> Callable[[], None]:
+        def run() -> None:
+            for context in contexts:
+                is_enabled(key, context)
+
+        return run
+
+    return case, lambda key, i: is_enabled(key, contexts[i])
+
+
 def ours(people: list[dict[str, str]], n: int) -> tuple[Callable[[str], Callable[[], None]], Any]:
     client = FlagsvcClient(
         None,
@@ -207,16 +223,7 @@ def ours(people: list[dict[str, str]], n: int) -> tuple[Callable[[str], Callable
         }
         for p in people
     ] * (n // USERS)
-    is_enabled = client.is_enabled
-
-    def case(key: str) -> Callable[[], None]:
-        def run() -> None:
-            for context in contexts:
-                is_enabled(key, context)
-
-        return run
-
-    return case, lambda key, i: is_enabled(key, contexts[i])
+    return per_call_context(client.is_enabled, contexts)
 
 
 def unleash(
@@ -244,16 +251,7 @@ def unleash(
         }
         for p in people
     ] * (n // USERS)
-    is_enabled = client.is_enabled
-
-    def case(key: str) -> Callable[[], None]:
-        def run() -> None:
-            for context in contexts:
-                is_enabled(key, context)
-
-        return run
-
-    return case, lambda key, i: is_enabled(key, contexts[i])
+    return per_call_context(client.is_enabled, contexts)
 
 
 def growthbook(

@@ -160,6 +160,7 @@ def celery_worker(live: LiveFlagsvc, tmp_path: Path) -> Iterator[Any]:
         import celery_app
 
         yield celery_app
+        celery_app.client.close()
     finally:
         stop(process)
         sys.path.remove(str(HERE / "forkapps"))
