@@ -326,7 +326,7 @@ class FlagsvcClient(Evaluator):
                 self.last_error = str(exc)
                 if self._stop.is_set():
                     return
-                if connected[0]:
+                if connected[0] and isinstance(exc, TransportError):
                     failures = 0  # a stream that worked and ended: reconnect, with Last-Event-ID
                 else:
                     failures += 1
