@@ -370,3 +370,26 @@ def test_fork__the_child_gets_an_updater_of_its_own_without_any_call(fake: FakeF
         os.waitpid(pid, 0)
         assert report == {"seen": True, "version": 2, "own_thread": True}
         wait_until(lambda: not client.is_enabled("beta"))  # and the parent goes on too
+
+
+def test_on_change__a_raising_callback_is_logged_and_updates_go_on(
+    fake: FakeFlagsvc, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls: list[frozenset[str]] = []
+
+    def broken(keys: frozenset[str]) -> None:
+        raise RuntimeError("listener bug")
+
+    with client_of(fake) as client:
+        assert client.wait_for_ready(5)
+        client.on_change(broken)
+        remove = client.on_change(calls.append)
+        wait_until(lambda: fake.streams)
+        fake.push(patch(2, 1, {"beta": flag("beta", enabled=False)}))
+        wait_until(lambda: calls == [frozenset({"beta"})])
+        remove()
+        fake.push(patch(3, 2, {"beta": flag("beta")}))
+        wait_until(lambda: client.version == 3)
+        assert client.is_enabled("beta") is True
+        assert calls == [frozenset({"beta"})]  # removed listeners hear nothing more
+    assert any("on_change callback raised" in r.getMessage() for r in caplog.records)

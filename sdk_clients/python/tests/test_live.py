@@ -72,6 +72,31 @@ def test_wrong_key__401_stops_the_client(live: LiveFlagsvc) -> None:
         assert client.is_enabled(KEY, USER) is True
 
 
+def test_flagsvc_down_at_start__bootstrap_serves__start_bounded__ready_when_it_returns(
+    live: LiveFlagsvc,
+) -> None:
+    with FlagsvcClient(live.url, live.server_key) as first:
+        assert first.wait_for_ready(10)
+        assert first.snapshot is not None
+        bootstrap = dict(first.snapshot.document)
+    bootstrap["flags"] = {**bootstrap["flags"], KEY: {**bootstrap["flags"][KEY], "enabled": False}}
+    live.stop_web()
+    try:
+        started = time.monotonic()
+        client = FlagsvcClient(
+            live.url, live.server_key, bootstrap=bootstrap, poll_interval=1.0, timeout=1.0
+        )
+        assert client.wait_for_ready() is False
+        assert time.monotonic() - started < 1.5
+        assert client.is_enabled(KEY, USER) is False  # the bootstrap's value
+        assert client.status == Status.STARTING
+    finally:
+        live.start_web()
+    with client:
+        assert client.wait_for_ready(10)
+        assert client.is_enabled(KEY, USER) is True  # the server's value replaces it
+
+
 def test_flagsvc_dies_mid_run__last_values_serve__no_exception__recovers(
     live: LiveFlagsvc,
 ) -> None:
