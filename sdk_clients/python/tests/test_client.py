@@ -393,3 +393,29 @@ def test_on_change__a_raising_callback_is_logged_and_updates_go_on(
         assert client.is_enabled("beta") is True
         assert calls == [frozenset({"beta"})]  # removed listeners hear nothing more
     assert any("on_change callback raised" in r.getMessage() for r in caplog.records)
+
+
+def test_key_revoked_mid_run__one_error__updates_stop__last_values_serve(
+    fake: FakeFlagsvc, caplog: pytest.LogCaptureFixture
+) -> None:
+    with client_of(fake, poll_interval=0.2) as client:
+        assert client.wait_for_ready(5)
+        wait_until(lambda: fake.streams)
+        fake.status = 401
+        fake.drop_streams()  # the reconnect meets the revoked key
+        wait_until(lambda: client.status == Status.UNAUTHORIZED, timeout=3)
+        count = fake.count("/api/")
+        time.sleep(0.8)
+        assert fake.count("/api/") == count
+        assert client.is_enabled("beta") is True
+    assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
+
+
+def test_version_event__naming_our_version__costs_no_request(fake: FakeFlagsvc) -> None:
+    with client_of(fake) as client:
+        assert client.wait_for_ready(5)
+        wait_until(lambda: fake.streams)
+        fake.push(sse("version", 1, {"environment": "production", "version": 1}))
+        fake.push(patch(2, 1, {"beta": flag("beta", enabled=False)}))
+        wait_until(lambda: client.version == 2)
+    assert fake.count(SNAPSHOT) == 1
