@@ -125,7 +125,7 @@ def test_gunicorn_preload__every_worker_has_its_own_updater_and_sees_a_kill(
 @pytest.fixture
 def celery_worker(live: LiveFlagsvc, tmp_path: Path) -> Iterator[Any]:
     broker = tmp_path / "broker"
-    for folder in ("queue", "processed", "results"):
+    for folder in ("queue", "processed", "results", "control"):
         (broker / folder).mkdir(parents=True)
     env = environment(live, CELERY_TEST_DIR=str(broker))
     process = subprocess.Popen(

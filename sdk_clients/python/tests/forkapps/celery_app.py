@@ -19,6 +19,7 @@ app.conf.update(
         "data_folder_in": f"{BROKER}/queue",
         "data_folder_out": f"{BROKER}/queue",
         "processed_folder": f"{BROKER}/processed",
+        "control_folder": f"{BROKER}/control",
         "store_processed": False,
         "polling_interval": 0.05,
     },
