@@ -9,7 +9,7 @@ DEV_STAMP := $(VENV)/.installed-dev-$(shell cat $(PROJECTS) | cksum | cut -d' ' 
 # Development-only defaults for `make run`; production sets its own (see README).
 RUN_ENV := DEBUG=true
 
-.PHONY: run test fuzz lint format install install-dev migrate seed bench clean
+.PHONY: run test fuzz lint format install install-dev migrate seed bench clean test-python-sdk bench-python-sdk
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -25,7 +25,7 @@ $(STAMP): $(PY) $(PROJECTS)
 
 $(DEV_STAMP): $(PY) $(PROJECTS)
 	@echo "[make] installing flagsvc, its Python SDK and the development tools into $(VENV) (pip; a few minutes the first time)"
-	@$(PY) -m pip install --quiet -e ./$(SDK_PY) -e '.[dev]'
+	@$(PY) -m pip install --quiet -e './$(SDK_PY)[dev]' -e '.[dev]'
 	@rm -f $(VENV)/.installed-* ; touch $(STAMP) $@
 
 install: $(STAMP)
@@ -47,6 +47,17 @@ test: $(DEV_STAMP)
 test: test-node
 test-node: $(DEV_STAMP)
 	cd sdk_clients/node && npm ci --no-audit --no-fund && FLAGSVC_PYTHON=$(abspath $(PY)) npm test
+
+## test-python-sdk: the Python SDK's own suite (part of `make test`): shared vectors, the protocol,
+## a real flagsvc (tests.sdk_server, Redis dbs 8 and 9), gunicorn --preload, Celery prefork,
+## Django, OpenFeature. Extra pytest arguments: SDK_PYTEST_ARGS="-k fork"
+test-python-sdk: $(DEV_STAMP)
+	cd $(SDK_PY) && FLAGSVC_PYTHON=$(CURDIR)/$(PY) $(CURDIR)/$(PY) -m pytest $(SDK_PYTEST_ARGS)
+test: test-python-sdk
+
+## bench-python-sdk: evaluations/s beside UnleashClient, growthbook and the floor; snapshot memory
+bench-python-sdk: $(DEV_STAMP)
+	$(PY) bench/python_sdk_eval.py
 
 ## fuzz: only the schemathesis run (every operation, all checks; part of `make test` too).
 ## More cases: FUZZ_MAX_EXAMPLES=50 make fuzz

@@ -18,6 +18,7 @@ segment is a dict with ``included``, ``excluded`` and ``rules``.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from bisect import bisect_right
@@ -291,6 +292,8 @@ def _as_list(operand: Any) -> list[Any]:
 
 
 def _op_equals(operand: Any) -> Predicate:
+    if type(operand) is str:  # the common case, without _same's dispatch (same answer)
+        return lambda attr: type(attr) is str and attr == operand
     return lambda attr: _same(attr, operand)
 
 
@@ -355,12 +358,18 @@ def _numeric(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Predicate]:
     return build
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_semver_remembered(text: str) -> tuple[Any, ...] | None:
+    return parse_semver(text)
+
+
 def _semver(compare: Callable[[Any, Any], bool]) -> Callable[[Any], Predicate]:
     def build(operand: Any) -> Predicate:
         target = parse_semver(operand)
 
         def test(attr: Any) -> bool:
-            version = parse_semver(attr)
+            # Parsed once per distinct string: a fleet reports a handful of app versions.
+            version = _parse_semver_remembered(attr) if isinstance(attr, str) else None
             return version is not None and compare(version, target)
 
         return test
@@ -476,6 +485,13 @@ def _compile_condition(doc: Mapping[str, Any], segments: Mapping[str, _Segment])
         return lambda ctx: not any(s.contains(ctx) for s in members)
     predicate = ATTRIBUTE_OPERATORS[operator](doc["value"])
     attribute = doc["attribute"]
+    if "." not in attribute:  # no nested lookup possible: what _lookup does, minus the call
+
+        def plain_condition(ctx: Mapping[str, Any]) -> bool:
+            value = ctx.get(attribute)
+            return value is not None and predicate(value)
+
+        return plain_condition
 
     def condition(ctx: Mapping[str, Any]) -> bool:
         value = _lookup(ctx, attribute)

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from djangoproject import views
+
+urlpatterns = [
+    path("checkout/", views.checkout, name="checkout"),
+    path("checkout/legacy/", views.legacy_checkout, name="legacy-checkout"),
+    path("checkout/new/", views.new_checkout_only, name="new-checkout-only"),
+    path("checkout/gated/", views.new_checkout_or_404, name="new-checkout-or-404"),
+    path("maintenance-off/", views.unless_maintenance, name="unless-maintenance"),
+    path("staff/", views.StaffToolsView.as_view(), name="staff-tools"),
+    path("page/", views.page, name="page"),
+    path("flags/", views.request_flags, name="request-flags"),
+]
