@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from audit import recorder
 from audit.models import AuditEvent
 from audit.recorder import Actor
 from flags import publish, services
@@ -93,7 +94,7 @@ def test_audit_failure__rolls_the_change_back(
     def broken_audit(**_: Any) -> None:
         raise RuntimeError("audit table unavailable")
 
-    monkeypatch.setattr(services, "audit_record", broken_audit)
+    monkeypatch.setattr(recorder, "audit_record", broken_audit)
     with pytest.raises(RuntimeError):
         services.flag_state_update(actor=actor, flag=flag, environment=production, enabled=True)
     with pytest.raises(RuntimeError):
