@@ -321,27 +321,35 @@ def rollout_plan_replace(
     )
 
 
+def _plan_stop(
+    plan: RolloutPlan, status: str, *, actor: Actor, reason: str, now: datetime | None
+) -> RolloutPlan:
+    """Pause or abort a plan for a person (nothing if it already is so; refused once finished)."""
+    action, verb = ("pause", "paused") if status == Status.PAUSED else ("abort", "aborted")
+    reason = core.check_reason(reason)
+    plan = plan_lock(plan)
+    if plan.status == status:
+        return plan
+    if not plan.active:
+        raise finished_conflict(plan, action)
+    plan_status_set(
+        plan,
+        status,
+        actor=actor,
+        action=action,
+        reason=reason,
+        now=now or timezone.now(),
+        status_reason=person_reason(verb, actor, reason),
+    )
+    return plan
+
+
 @transaction.atomic
 def rollout_plan_pause(
     *, actor: Actor, plan: RolloutPlan, reason: str = "", now: datetime | None = None
 ) -> RolloutPlan:
     """Stop advancing until someone resumes; the flag keeps serving the current step."""
-    reason = core.check_reason(reason)
-    plan = plan_lock(plan)
-    if plan.status == Status.PAUSED:
-        return plan
-    if not plan.active:
-        raise finished_conflict(plan, "pause")
-    plan_status_set(
-        plan,
-        Status.PAUSED,
-        actor=actor,
-        action="pause",
-        reason=reason,
-        now=now or timezone.now(),
-        status_reason=person_reason("paused", actor, reason),
-    )
-    return plan
+    return _plan_stop(plan, Status.PAUSED, actor=actor, reason=reason, now=now)
 
 
 @transaction.atomic
@@ -392,22 +400,7 @@ def rollout_plan_abort(
     *, actor: Actor, plan: RolloutPlan, reason: str = "", now: datetime | None = None
 ) -> RolloutPlan:
     """Stop the plan for good. The flag keeps serving what the last applied step set."""
-    reason = core.check_reason(reason)
-    plan = plan_lock(plan)
-    if plan.status == Status.ABORTED:
-        return plan
-    if not plan.active:
-        raise finished_conflict(plan, "abort")
-    plan_status_set(
-        plan,
-        Status.ABORTED,
-        actor=actor,
-        action="abort",
-        reason=reason,
-        now=now or timezone.now(),
-        status_reason=person_reason("aborted", actor, reason),
-    )
-    return plan
+    return _plan_stop(plan, Status.ABORTED, actor=actor, reason=reason, now=now)
 
 
 @transaction.atomic

@@ -32,6 +32,7 @@ def driven_serve(definition: Mapping[str, Any], rule_id: str) -> Any:
 
 
 def serve_replaced(definition: Mapping[str, Any], rule_id: str, serve: dict[str, Any]) -> dict:
+    """A copy of the state definition with the serve the plan drives replaced by ``serve``."""
     proposed = dict(definition)
     if not rule_id:
         proposed["default_serve"] = serve
@@ -94,10 +95,12 @@ def rollout_plan_record(plan: RolloutPlan, steps: Sequence[RolloutStep] | None =
 
 
 def plan_progress(steps: Sequence[RolloutStep]) -> list[schedule.StepProgress]:
+    """The steps as the pure schedule sees them."""
     return [schedule.StepProgress(s.at, s.after_seconds, s.applied_at, s.skipped_at) for s in steps]
 
 
 def plan_next_due(plan: RolloutPlan, steps: Sequence[RolloutStep]) -> datetime | None:
+    """When the plan's next pending step falls due (None: no step left)."""
     progress = plan_progress(steps)
     index = schedule.next_step(progress)
     if index is None:
@@ -106,6 +109,7 @@ def plan_next_due(plan: RolloutPlan, steps: Sequence[RolloutStep]) -> datetime |
 
 
 def step_label(plan: RolloutPlan, step: RolloutStep, total: int) -> str:
+    """How reasons name a step, e.g. ``rollout plan #12 step 3/5: 25%``."""
     return f"rollout plan #{plan.pk} step {step.number}/{total}: {schedule.percentage_label(step.weight)}"
 
 
@@ -155,10 +159,12 @@ def plan_lock(plan: RolloutPlan) -> RolloutPlan:
 
 
 def person_reason(verb: str, actor: Actor, reason: str) -> str:
+    """The status reason of a person's action, e.g. ``paused by alice: checkout errors``."""
     return f"{verb} by {actor.name}" + (f": {reason}" if reason else "")
 
 
 def finished_conflict(plan: RolloutPlan, wanted: str) -> RolloutPlanConflict:
+    """The error for an action on a completed or aborted plan."""
     return RolloutPlanConflict(
         f"Rollout plan #{plan.pk} for {plan.flag.key} in {plan.environment.key} is {plan.status}; "
         f"there is nothing to {wanted}. Create a new plan with PUT.",
@@ -167,6 +173,7 @@ def finished_conflict(plan: RolloutPlan, wanted: str) -> RolloutPlanConflict:
 
 
 def killed_conflict(plan: RolloutPlan, state: FlagState, wanted: str) -> RolloutPlanConflict:
+    """The error for resuming or skipping while the flag is killed."""
     return RolloutPlanConflict(
         f"{plan.flag.key} is killed in {plan.environment.key} (incident {state.kill_incident}); "
         f"restore it first, then {wanted} the plan.",
@@ -177,6 +184,7 @@ def killed_conflict(plan: RolloutPlan, state: FlagState, wanted: str) -> Rollout
 def step_annotation(
     plan: RolloutPlan, step: RolloutStep, total: int, skipped: Sequence[RolloutStep] = ()
 ) -> dict[str, Any]:
+    """The plan and step as a rollout step's state audit event carries them (``after.rollout_plan``)."""
     annotation: dict[str, Any] = {
         "id": plan.pk,
         "step": step.number,

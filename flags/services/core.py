@@ -53,6 +53,7 @@ def lock_environments(ids: Iterable[int]) -> list[Environment]:
 
 
 def lock_all_environments() -> list[Environment]:
+    """Every environment, locked in id order (for changes to a flag's shared definition)."""
     return lock_environments(Environment.objects.values_list("id", flat=True))
 
 

@@ -84,6 +84,32 @@ def _check_name(name: str, what: str, example: str, problem: str) -> str:
     return name
 
 
+def _audit(
+    kind: _SecretKind,
+    secret: IssuedSecret,
+    verb: str,
+    *,
+    actor: Actor,
+    reason: str,
+    before: dict[str, Any] | None = None,
+) -> None:
+    """The one audit event of an issued secret's change (``<type>.<verb>``), then the announcement."""
+    flag_key, environment_key = kind.scope(secret)
+    recorder.audit_record(
+        actor=actor,
+        action=f"{kind.target_type}.{verb}",
+        target_type=kind.target_type,
+        target_key=secret.audit_label,
+        flag_key=flag_key,
+        environment_key=environment_key,
+        before=before,
+        after=kind.record(secret),
+        reason=reason,
+    )
+    if kind.announced:
+        transaction.on_commit(publish.tokens_changed)
+
+
 def _issue(
     kind: _SecretKind, secret: Secret, *, actor: Actor, prefix: str, reason: str
 ) -> tuple[Secret, str]:
@@ -91,19 +117,7 @@ def _issue(
     raw = secret_generate(prefix)
     secret.digest, secret.hint, secret.created_by = secret_digest(raw), raw[-4:], actor.name
     secret.save()
-    flag_key, environment_key = kind.scope(secret)
-    recorder.audit_record(
-        actor=actor,
-        action=f"{kind.target_type}.create",
-        target_type=kind.target_type,
-        target_key=secret.audit_label,
-        flag_key=flag_key,
-        environment_key=environment_key,
-        after=kind.record(secret),
-        reason=reason,
-    )
-    if kind.announced:
-        transaction.on_commit(publish.tokens_changed)
+    _audit(kind, secret, "create", actor=actor, reason=reason)
     return secret, raw
 
 
@@ -121,20 +135,7 @@ def _revoke(kind: _SecretKind, secret: Secret, *, actor: Actor, reason: str) -> 
     before = kind.record(secret)
     secret.revoked_at, secret.revoked_by = timezone.now(), actor.name
     secret.save(update_fields=["revoked_at", "revoked_by"])
-    flag_key, environment_key = kind.scope(secret)
-    recorder.audit_record(
-        actor=actor,
-        action=f"{kind.target_type}.revoke",
-        target_type=kind.target_type,
-        target_key=secret.audit_label,
-        flag_key=flag_key,
-        environment_key=environment_key,
-        before=before,
-        after=kind.record(secret),
-        reason=reason,
-    )
-    if kind.announced:
-        transaction.on_commit(publish.tokens_changed)
+    _audit(kind, secret, "revoke", actor=actor, reason=reason, before=before)
     return secret
 
 

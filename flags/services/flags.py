@@ -27,7 +27,7 @@ FLAG_EDITABLE_FIELDS = (
 )
 
 
-def flag_record(flag: Flag, tags: Iterable[str] | None = None) -> dict[str, Any]:
+def _flag_record(flag: Flag, tags: Iterable[str] | None = None) -> dict[str, Any]:
     return {
         "key": flag.key,
         "name": flag.name,
@@ -42,14 +42,14 @@ def flag_record(flag: Flag, tags: Iterable[str] | None = None) -> dict[str, Any]
     }
 
 
-def default_variant(variants: Mapping[str, Any], off_variant: str) -> str:
+def _default_variant(variants: Mapping[str, Any], off_variant: str) -> str:
     """What an enabled flag serves until someone sets rules: the first non-off variant."""
     if "on" in variants and off_variant != "on":
         return "on"
     return next((name for name in variants if name != off_variant), off_variant)
 
 
-def tags_for(names: Iterable[str]) -> list[Tag]:
+def _tags_for(names: Iterable[str]) -> list[Tag]:
     names = sorted(set(names))
     for name in names:
         if not isinstance(name, str) or not FLAG_KEY_PATTERN.match(name) or len(name) > 64:
@@ -62,11 +62,32 @@ def tags_for(names: Iterable[str]) -> list[Tag]:
 
 
 def initial_state(flag: Flag, environment: Environment) -> FlagState:
+    """A new flag's state in an environment (unsaved): off, serving its first non-off variant once on."""
     return FlagState(
         flag=flag,
         environment=environment,
         enabled=False,
-        default_serve={"variant": default_variant(flag.variants, flag.off_variant)},
+        default_serve={"variant": _default_variant(flag.variants, flag.off_variant)},
+    )
+
+
+def _flag_audit(
+    actor: Actor,
+    action: str,
+    flag: Flag,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    reason: str,
+) -> None:
+    recorder.audit_record(
+        actor=actor,
+        action=action,
+        target_type="flag",
+        target_key=flag.key,
+        flag_key=flag.key,
+        before=before,
+        after=after,
+        reason=reason,
     )
 
 
@@ -101,7 +122,7 @@ def flag_create(
     if off_variant is None:
         off_variant = "off" if "off" in variants else next(iter(variants), "")
     core.raise_definition(validation.check_variants(type, variants, off_variant))
-    tag_rows = tags_for(tags)
+    tag_rows = _tags_for(tags)
     environments = core.lock_all_environments()
     try:
         with transaction.atomic():
@@ -120,14 +141,8 @@ def flag_create(
     flag.tags.set(tag_rows)
     FlagState.objects.bulk_create(initial_state(flag, e) for e in environments)
     core.bump_versions(environments, flags=[key])
-    recorder.audit_record(
-        actor=actor,
-        action="flag.create",
-        target_type="flag",
-        target_key=key,
-        flag_key=key,
-        after=flag_record(flag, (t.name for t in tag_rows)),
-        reason=reason,
+    _flag_audit(
+        actor, "flag.create", flag, None, _flag_record(flag, (t.name for t in tag_rows)), reason
     )
     return flag
 
@@ -150,10 +165,10 @@ def flag_update(*, actor: Actor, flag: Flag, reason: str = "", **changes: Any) -
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
     if flag.archived:
         raise FlagArchived(f"Flag {flag.key!r} is archived; unarchive it before changing it.")
-    before = flag_record(flag)
+    before = _flag_record(flag)
     tag_rows = None
     if "tags" in changes:
-        tag_rows = tags_for(changes.pop("tags"))
+        tag_rows = _tags_for(changes.pop("tags"))
     for field, value in changes.items():
         setattr(flag, field, value)
     evaluation_changed = any(
@@ -161,8 +176,8 @@ def flag_update(*, actor: Actor, flag: Flag, reason: str = "", **changes: Any) -
     )
     if "variants" in changes or "off_variant" in changes:
         core.raise_definition(validation.check_variants(flag.type, flag.variants, flag.off_variant))
-        check_variants_still_used(flag, environments)
-    after = flag_record(flag, [t.name for t in tag_rows] if tag_rows is not None else None)
+        _check_variants_still_used(flag, environments)
+    after = _flag_record(flag, [t.name for t in tag_rows] if tag_rows is not None else None)
     if after == before:
         return flag
     flag.save()
@@ -170,20 +185,11 @@ def flag_update(*, actor: Actor, flag: Flag, reason: str = "", **changes: Any) -
         flag.tags.set(tag_rows)
     if evaluation_changed:
         core.bump_versions(environments, flags=[flag.key])
-    recorder.audit_record(
-        actor=actor,
-        action="flag.update",
-        target_type="flag",
-        target_key=flag.key,
-        flag_key=flag.key,
-        before=before,
-        after=after,
-        reason=reason,
-    )
+    _flag_audit(actor, "flag.update", flag, before, after, reason)
     return flag
 
 
-def check_variants_still_used(flag: Flag, environments: Sequence[Environment]) -> None:
+def _check_variants_still_used(flag: Flag, environments: Sequence[Environment]) -> None:
     by_id = {e.id: e for e in environments}
     for state in FlagState.objects.filter(flag=flag):
         environment = by_id[state.environment_id]
@@ -233,20 +239,11 @@ def flag_archive(*, actor: Actor, flag: Flag, reason: str = "") -> Flag:
             "remove those prerequisites before archiving it.",
             {"key": "still a prerequisite of other flags"},
         )
-    before = flag_record(flag)
+    before = _flag_record(flag)
     flag.archived_at = timezone.now()
     flag.save(update_fields=["archived_at", "updated_at"])
     core.bump_versions(environments, flags=[flag.key])
-    recorder.audit_record(
-        actor=actor,
-        action="flag.archive",
-        target_type="flag",
-        target_key=flag.key,
-        flag_key=flag.key,
-        before=before,
-        after=flag_record(flag),
-        reason=reason,
-    )
+    _flag_audit(actor, "flag.archive", flag, before, _flag_record(flag), reason)
     core.flag_archived.send(sender=Flag, actor=actor, flag=flag)
     return flag
 
@@ -259,18 +256,9 @@ def flag_unarchive(*, actor: Actor, flag: Flag, reason: str = "") -> Flag:
     flag = Flag.objects.select_for_update().get(pk=flag.pk)
     if not flag.archived:
         return flag
-    before = flag_record(flag)
+    before = _flag_record(flag)
     flag.archived_at = None
     flag.save(update_fields=["archived_at", "updated_at"])
     core.bump_versions(environments, flags=[flag.key])
-    recorder.audit_record(
-        actor=actor,
-        action="flag.unarchive",
-        target_type="flag",
-        target_key=flag.key,
-        flag_key=flag.key,
-        before=before,
-        after=flag_record(flag),
-        reason=reason,
-    )
+    _flag_audit(actor, "flag.unarchive", flag, before, _flag_record(flag), reason)
     return flag

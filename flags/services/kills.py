@@ -50,12 +50,12 @@ class _Kill:
 
 
 def _overlay_write(
-    *,
     actor: Actor,
     environment: Environment,
     states: Sequence[FlagState],
     kill: _Kill | None,
     reason: str,
+    *,
     tag: str | None = None,
 ) -> None:
     """Set (``kill``) or clear (None) the kill overlay of locked states, all in one environment.
@@ -97,30 +97,6 @@ def _overlay_write(
         )
 
 
-def _flag_overlay_change(
-    *,
-    kill: bool,
-    actor: Actor,
-    flag: Flag,
-    environment: Environment,
-    reason: str,
-    incident_id: uuid.UUID | None = None,
-    killed_at: datetime | None = None,
-) -> KillOutcome:
-    """Kill or restore one flag in one environment; nothing is written if it is already so."""
-    reason = core.check_reason(reason, required=True, limit=core.MAX_KILL_REASON)
-    environment, state = core.locked_state(flag, environment)
-    if state.killed == kill:
-        return KillOutcome(state, False, environment.version)
-    if kill and state.flag.archived:
-        raise FlagArchived(f"Flag {state.flag.key!r} is archived: SDKs no longer see it.")
-    overlay = _Kill(incident_id or uuid.uuid4(), killed_at or timezone.now()) if kill else None
-    _overlay_write(
-        actor=actor, environment=environment, states=[state], kill=overlay, reason=reason
-    )
-    return KillOutcome(state, True, environment.version)
-
-
 @transaction.atomic
 def flag_kill(
     *,
@@ -137,23 +113,26 @@ def flag_kill(
     is for kills recorded after the fact (an emergency kill made while the
     database was unreachable keeps the time the commander acted).
     """
-    return _flag_overlay_change(
-        kill=True,
-        actor=actor,
-        flag=flag,
-        environment=environment,
-        reason=reason,
-        incident_id=incident_id,
-        killed_at=killed_at,
-    )
+    reason = core.check_reason(reason, required=True, limit=core.MAX_KILL_REASON)
+    environment, state = core.locked_state(flag, environment)
+    if state.killed:
+        return KillOutcome(state, False, environment.version)
+    if state.flag.archived:
+        raise FlagArchived(f"Flag {state.flag.key!r} is archived: SDKs no longer see it.")
+    kill = _Kill(incident_id or uuid.uuid4(), killed_at or timezone.now())
+    _overlay_write(actor, environment, [state], kill, reason)
+    return KillOutcome(state, True, environment.version)
 
 
 @transaction.atomic
 def flag_restore(*, actor: Actor, flag: Flag, environment: Environment, reason: str) -> KillOutcome:
     """Lift the kill: the flag serves exactly what its definition served before."""
-    return _flag_overlay_change(
-        kill=False, actor=actor, flag=flag, environment=environment, reason=reason
-    )
+    reason = core.check_reason(reason, required=True, limit=core.MAX_KILL_REASON)
+    environment, state = core.locked_state(flag, environment)
+    if not state.killed:
+        return KillOutcome(state, False, environment.version)
+    _overlay_write(actor, environment, [state], None, reason)
+    return KillOutcome(state, True, environment.version)
 
 
 def _tagged_states(environment: Environment, tag: str) -> list[FlagState]:
@@ -183,9 +162,7 @@ def _tag_overlay_change(
         return TagKillOutcome(None, [], states, environment.version)
     ended = {s.kill_incident for s in changed}  # a restore's: the incidents it ends
     overlay = _Kill(uuid.uuid4(), timezone.now()) if kill else None
-    _overlay_write(
-        actor=actor, environment=environment, states=changed, kill=overlay, reason=reason, tag=tag
-    )
+    _overlay_write(actor, environment, changed, overlay, reason, tag=tag)
     if overlay is not None:
         incident: uuid.UUID | None = overlay.incident
     else:
