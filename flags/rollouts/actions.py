@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -127,14 +127,14 @@ def _plan_put(
     environment: Environment,
     steps: Any,
     replace: bool,
-    rule: Any,
-    variant: Any,
-    baseline_variant: Any,
-    bucket_by: Any,
-    allow_decrease: Any,
-    timezone_name: Any,
-    reason: str,
-    now: datetime | None,
+    rule: Any = None,
+    variant: Any = None,
+    baseline_variant: Any = None,
+    bucket_by: Any = None,
+    allow_decrease: Any = False,
+    timezone_name: Any = "",
+    reason: str = "",
+    now: datetime | None = None,
 ) -> RolloutPlan:
     reason = core.check_reason(reason)
     moment = now or timezone.now()
@@ -245,6 +245,19 @@ def _plan_put(
     return plan
 
 
+class PlanOptions(TypedDict, total=False):
+    """What a plan may say besides its steps, all optional (see ``rollout_plan_create``)."""
+
+    rule: str | None
+    variant: str | None
+    baseline_variant: str | None
+    bucket_by: str | None
+    allow_decrease: bool
+    timezone_name: str
+    reason: str
+    now: datetime | None
+
+
 @transaction.atomic
 def rollout_plan_create(
     *,
@@ -252,14 +265,7 @@ def rollout_plan_create(
     flag: Flag,
     environment: Environment,
     steps: Sequence[Mapping[str, Any]],
-    rule: str | None = None,
-    variant: str | None = None,
-    baseline_variant: str | None = None,
-    bucket_by: str | None = None,
-    allow_decrease: bool = False,
-    timezone_name: str = "",
-    reason: str = "",
-    now: datetime | None = None,
+    **options: Unpack[PlanOptions],
 ) -> RolloutPlan:
     """Schedule a ramp-up of ``flag`` in ``environment``; refused if it already has an active plan.
 
@@ -270,19 +276,7 @@ def rollout_plan_create(
     ``variant`` and ``baseline_variant``. A plan for a killed flag starts paused.
     """
     return _plan_put(
-        actor=actor,
-        flag=flag,
-        environment=environment,
-        steps=steps,
-        replace=False,
-        rule=rule,
-        variant=variant,
-        baseline_variant=baseline_variant,
-        bucket_by=bucket_by,
-        allow_decrease=allow_decrease,
-        timezone_name=timezone_name,
-        reason=reason,
-        now=now,
+        actor=actor, flag=flag, environment=environment, steps=steps, replace=False, **options
     )
 
 
@@ -293,32 +287,16 @@ def rollout_plan_replace(
     flag: Flag,
     environment: Environment,
     steps: Sequence[Mapping[str, Any]],
-    rule: str | None = None,
-    variant: str | None = None,
-    baseline_variant: str | None = None,
-    bucket_by: str | None = None,
-    allow_decrease: bool = False,
-    timezone_name: str = "",
-    reason: str = "",
-    now: datetime | None = None,
+    **options: Unpack[PlanOptions],
 ) -> RolloutPlan:
     """Create a plan, aborting the active one if there is one (its steps stop; the flag keeps
     serving what the last applied step set). ``plan.replaces`` is the aborted plan."""
     return _plan_put(
-        actor=actor,
-        flag=flag,
-        environment=environment,
-        steps=steps,
-        replace=True,
-        rule=rule,
-        variant=variant,
-        baseline_variant=baseline_variant,
-        bucket_by=bucket_by,
-        allow_decrease=allow_decrease,
-        timezone_name=timezone_name,
-        reason=reason,
-        now=now,
+        actor=actor, flag=flag, environment=environment, steps=steps, replace=True, **options
     )
+
+
+# --- a person's actions ----------------------------------------------------------------------
 
 
 def _plan_stop(

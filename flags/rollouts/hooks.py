@@ -1,8 +1,9 @@
 """How rollout plans follow other writes: a kill or an edit of their split pauses them, an archive aborts them.
 
-Connected to the services' hooks (``flags.services.core``) by ``flags.apps``; they
-run inside the writing transaction, which already holds the environment lock, so
-plan rows are taken with SKIP LOCKED (see ``flags.rollouts.scheduler``).
+Each function is a receiver of one of the services' hooks (``flags.services.core``),
+connected when ``flags.apps`` imports this module. They run inside the writing
+transaction, which already holds the environment lock, so plan rows are taken with
+SKIP LOCKED (see ``flags.rollouts.scheduler``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from audit.recorder import Actor
 from flags.models import Environment, Flag, FlagState, RolloutPlan
-from flags.rollouts.plans import MISSING, Status, driven_serve, plan_status_set
+from flags.rollouts.plans import MISSING, driven_serve, plan_abort_for_archive, plan_pause
 from flags.services import core
 
 
@@ -33,8 +34,9 @@ def _advancing_plans(flag_ids: Sequence[int], environment_ids: Sequence[int] | N
     return list(plans)
 
 
+@receiver(core.states_killed, dispatch_uid="rollouts.pause_for_kill")
 def rollout_plans_pause_for_kill(
-    *, actor: Actor, states: Sequence[FlagState], environment: Environment
+    *, actor: Actor, states: Sequence[FlagState], environment: Environment, **_: Any
 ) -> None:
     """A kill pauses the killed flags' plans in that environment (restore leaves them paused)."""
     by_flag = {state.flag_id: state for state in states}
@@ -43,16 +45,15 @@ def rollout_plans_pause_for_kill(
     moment = timezone.now()
     for plan in _advancing_plans(list(by_flag), [environment.pk]):
         state = by_flag[plan.flag_id]
-        plan_status_set(
+        plan_pause(
             plan,
-            Status.PAUSED,
             actor=actor,
-            action="pause",
             reason=f"paused: flag killed (incident {state.kill_incident}): {state.kill_reason}",
             now=moment,
         )
 
 
+@receiver(core.state_edited, dispatch_uid="rollouts.pause_for_edit")
 def rollout_plans_pause_for_edit(
     *,
     actor: Actor,
@@ -60,6 +61,7 @@ def rollout_plans_pause_for_edit(
     environment: Environment,
     previous: Mapping[str, Any],
     reason: str,
+    **_: Any,
 ) -> None:
     """A person changing the split a plan drives (or removing its rule) pauses the plan."""
     moment = timezone.now()
@@ -71,18 +73,17 @@ def rollout_plans_pause_for_edit(
             what = f"the {plan.target_label} was changed"
         else:
             continue
-        plan_status_set(
+        plan_pause(
             plan,
-            Status.PAUSED,
             actor=actor,
-            action="pause",
             reason=f"paused: {what} by {actor.name}; resume the plan to let it carry on from there"
             + (f" (edit reason: {reason})" if reason else ""),
             now=moment,
         )
 
 
-def rollout_plans_abort_for_archive(*, actor: Actor, flag: Flag) -> None:
+@receiver(core.flag_archived, dispatch_uid="rollouts.abort_for_archive")
+def rollout_plans_abort_for_archive(*, actor: Actor, flag: Flag, **_: Any) -> None:
     """Archiving a flag aborts its plans in every environment."""
     moment = timezone.now()
     plans = (
@@ -92,41 +93,4 @@ def rollout_plans_abort_for_archive(*, actor: Actor, flag: Flag) -> None:
         .order_by("id")
     )
     for plan in plans:
-        plan_status_set(
-            plan,
-            Status.ABORTED,
-            actor=actor,
-            action="abort",
-            reason="aborted: the flag was archived",
-            now=moment,
-        )
-
-
-# --- the services' hooks ----------------------------------------------------------------------
-
-
-@receiver(core.states_killed, dispatch_uid="rollouts.pause_for_kill")
-def _states_killed(
-    *, actor: Actor, states: Sequence[FlagState], environment: Environment, **_: Any
-) -> None:
-    rollout_plans_pause_for_kill(actor=actor, states=states, environment=environment)
-
-
-@receiver(core.state_edited, dispatch_uid="rollouts.pause_for_edit")
-def _state_edited(
-    *,
-    actor: Actor,
-    state: FlagState,
-    environment: Environment,
-    previous: Mapping[str, Any],
-    reason: str,
-    **_: Any,
-) -> None:
-    rollout_plans_pause_for_edit(
-        actor=actor, state=state, environment=environment, previous=previous, reason=reason
-    )
-
-
-@receiver(core.flag_archived, dispatch_uid="rollouts.abort_for_archive")
-def _flag_archived(*, actor: Actor, flag: Flag, **_: Any) -> None:
-    rollout_plans_abort_for_archive(actor=actor, flag=flag)
+        plan_abort_for_archive(plan, actor=actor, now=moment)

@@ -149,6 +149,17 @@ def plan_status_set(
     )
 
 
+def plan_pause(plan: RolloutPlan, *, actor: Actor, reason: str, now: datetime) -> None:
+    """Pause a locked plan for something other than a person's pause (a kill, an edit, a bad step)."""
+    plan_status_set(plan, Status.PAUSED, actor=actor, action="pause", reason=reason, now=now)
+
+
+def plan_abort_for_archive(plan: RolloutPlan, *, actor: Actor, now: datetime) -> None:
+    """Abort a locked plan because its flag was archived."""
+    reason = "aborted: the flag was archived"
+    plan_status_set(plan, Status.ABORTED, actor=actor, action="abort", reason=reason, now=now)
+
+
 def plan_lock(plan: RolloutPlan) -> RolloutPlan:
     """The plan, locked (waiting for a step in flight to finish) and re-read."""
     return (

@@ -45,7 +45,9 @@ from flags.rollouts.plans import (
     MISSING,
     Status,
     driven_serve,
+    plan_abort_for_archive,
     plan_next_due,
+    plan_pause,
     plan_progress,
     plan_status_set,
     serve_replaced,
@@ -137,21 +139,12 @@ def _step_apply(plan_id: int, *, now: datetime | None, actor: Actor) -> RolloutS
     # Re-checked here, under the environment lock: a kill, edit or archive that could
     # not take this plan's row while this step held it is caught now.
     if state.flag.archived:
-        plan_status_set(
-            plan,
-            Status.ABORTED,
-            actor=actor,
-            action="abort",
-            reason="aborted: the flag was archived",
-            now=moment,
-        )
+        plan_abort_for_archive(plan, actor=actor, now=moment)
         return None
     if state.killed:
-        plan_status_set(
+        plan_pause(
             plan,
-            Status.PAUSED,
             actor=actor,
-            action="pause",
             reason=f"paused: flag killed (incident {state.kill_incident}); {label} not applied",
             now=moment,
         )
@@ -163,11 +156,9 @@ def _step_apply(plan_id: int, *, now: datetime | None, actor: Actor) -> RolloutS
             if current is MISSING
             else f"the {plan.target_label} was changed outside the plan"
         )
-        plan_status_set(
+        plan_pause(
             plan,
-            Status.PAUSED,
             actor=actor,
-            action="pause",
             reason=f"paused: {what}; {label} not applied",
             now=moment,
         )
@@ -177,11 +168,9 @@ def _step_apply(plan_id: int, *, now: datetime | None, actor: Actor) -> RolloutS
     problems = core.state_problems(state, environment, proposed)
     if problems:
         field, problem = next(iter(problems.items()))
-        plan_status_set(
+        plan_pause(
             plan,
-            Status.PAUSED,
             actor=actor,
-            action="pause",
             reason=f"paused: {label} would not be a valid state ({field}: {problem})",
             now=moment,
         )

@@ -18,6 +18,31 @@ from flags.services import core
 SEGMENT_FIELDS = ("name", "description", "included", "excluded", "rules")
 
 
+def _segment_record(segment: Segment) -> dict[str, Any]:
+    return {**segment_document(segment), "name": segment.name, "description": segment.description}
+
+
+def _segment_audit(
+    actor: Actor,
+    action: str,
+    segment: Segment,
+    environment: Environment,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    reason: str,
+) -> None:
+    recorder.audit_record(
+        actor=actor,
+        action=action,
+        target_type="segment",
+        target_key=f"{segment.key}@{environment.key}",
+        environment_key=environment.key,
+        before=before,
+        after=after,
+        reason=reason,
+    )
+
+
 @transaction.atomic
 def segment_create(
     *,
@@ -34,9 +59,9 @@ def segment_create(
     """Create a reusable audience in one environment."""
     reason = core.check_reason(reason)
     core.check_key(key, "Segment")
-    for name, value in (("included", included), ("excluded", excluded), ("rules", rules)):
+    for field, value in (("included", included), ("excluded", excluded), ("rules", rules)):
         if isinstance(value, str | bytes | Mapping):
-            raise ValidationFailed(f"{name} must be a list.", {name: "must be a list"})
+            raise ValidationFailed(f"{field} must be a list.", {field: "must be a list"})
     definition = {"included": list(included), "excluded": list(excluded), "rules": list(rules)}
     core.raise_definition(validation.check_segment(definition))
     (environment,) = core.lock_environments([environment.id])
@@ -48,14 +73,8 @@ def segment_create(
         environment=environment, key=key, name=name, description=description, **definition
     )
     core.bump_versions([environment], segments=[key])
-    recorder.audit_record(
-        actor=actor,
-        action="segment.create",
-        target_type="segment",
-        target_key=f"{key}@{environment.key}",
-        environment_key=environment.key,
-        after={**segment_document(segment), "name": name, "description": description},
-        reason=reason,
+    _segment_audit(
+        actor, "segment.create", segment, environment, None, _segment_record(segment), reason
     )
     return segment
 
@@ -72,25 +91,16 @@ def segment_update(*, actor: Actor, segment: Segment, reason: str = "", **change
         )
     (environment,) = core.lock_environments([segment.environment_id])
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
-    before = {**segment_document(segment), "name": segment.name, "description": segment.description}
+    before = _segment_record(segment)
     for field, value in changes.items():
         setattr(segment, field, value)
     core.raise_definition(validation.check_segment(segment.definition()))
-    after = {**segment_document(segment), "name": segment.name, "description": segment.description}
+    after = _segment_record(segment)
     if after == before:
         return segment
     segment.save()
     core.bump_versions([environment], segments=[segment.key])
-    recorder.audit_record(
-        actor=actor,
-        action="segment.update",
-        target_type="segment",
-        target_key=f"{segment.key}@{environment.key}",
-        environment_key=environment.key,
-        before=before,
-        after=after,
-        reason=reason,
-    )
+    _segment_audit(actor, "segment.update", segment, environment, before, after, reason)
     return segment
 
 
@@ -119,12 +129,4 @@ def segment_delete(*, actor: Actor, segment: Segment, reason: str = "") -> None:
     before = segment_document(segment)
     segment.delete()
     core.bump_versions([environment], segments=[segment.key])
-    recorder.audit_record(
-        actor=actor,
-        action="segment.delete",
-        target_type="segment",
-        target_key=f"{before['key']}@{environment.key}",
-        environment_key=environment.key,
-        before=before,
-        reason=reason,
-    )
+    _segment_audit(actor, "segment.delete", segment, environment, before, None, reason)

@@ -392,3 +392,15 @@ def test_segment_create__a_string_instead_of_a_list__refused(
 ) -> None:
     with pytest.raises(ValidationFailed, match="included must be a list"):
         services.segment_create(actor=actor, environment=production, key="beta", included="user-1")
+
+
+def test_segment_create__keeps_the_name_and_description_it_was_given(
+    production: Environment, actor: Actor
+) -> None:
+    segment = services.segment_create(
+        actor=actor, environment=production, key="staff", name="Staff", description="Employees"
+    )
+    segment.refresh_from_db()
+    assert segment.name == "Staff" and segment.description == "Employees"
+    event = AuditEvent.objects.get(action="segment.create")
+    assert event.after["name"] == "Staff" and event.target_key == "staff@production"
