@@ -23,7 +23,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from audit.recorder import Actor
-from flags import propagation, services, validation
+from flags import propagation, selectors, services, validation
 from flags.admin_rollouts import rollout_admin_urls
 from flags.errors import ServiceError
 from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger, Segment
@@ -169,13 +169,13 @@ class FlagStateForm(forms.ModelForm):
                 "Reload it and apply your change again."
             )
         environment = state.environment
-        graph = services._graph_for(environment, exclude_flag_id=state.flag_id)
+        graph = selectors.prerequisite_graph(environment, exclude_flag_id=state.flag_id)
         errors = validation.check_state(
             flag_key=state.flag.key,
             variants=state.flag.variants,
             state={f: data.get(f) for f in services.STATE_FIELDS},
             flags=graph,
-            segment_keys=services._segment_keys(environment),
+            segment_keys=selectors.segment_keys(environment),
         )
         _add_errors(self, errors)
         return data

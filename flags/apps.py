@@ -6,3 +6,7 @@ from django.apps import AppConfig
 class FlagsConfig(AppConfig):
     name = "flags"
     verbose_name = "Feature flags"
+
+    def ready(self) -> None:
+        # Rollout plans follow kills, edits and archives through the services' hooks.
+        from flags.rollouts import hooks  # noqa: F401

@@ -194,7 +194,37 @@ class Segment(models.Model):
         return {"included": self.included, "excluded": self.excluded, "rules": self.rules}
 
 
-class ApiToken(models.Model):
+class IssuedSecret(models.Model):
+    """A secret shown once, stored as its SHA-256 digest, revocable: API tokens and kill triggers.
+
+    Issued and revoked (audited) by ``flags.services.credentials``; the raw value is
+    made and digested by ``flags.issued_secrets``.
+    """
+
+    name = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    # The last characters of the raw secret, so people can tell secrets apart.
+    hint = models.CharField(max_length=8, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.CharField(max_length=200, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ("-created_at",)
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def audit_label(self) -> str:
+        """How the audit trail names it: its name and hint, never the secret."""
+        return f"{self.name} (…{self.hint})"
+
+
+class ApiToken(IssuedSecret):
     """A credential for the HTTP API. Only its SHA-256 digest is stored; the raw value is shown once."""
 
     class Kind(models.TextChoices):
@@ -203,7 +233,6 @@ class ApiToken(models.Model):
         CLIENT = "client", "client SDK key"
         KILL = "kill", "kill key"
 
-    name = models.CharField(max_length=100)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     environment = models.ForeignKey(
         Environment,
@@ -213,30 +242,18 @@ class ApiToken(models.Model):
         related_name="tokens",
         help_text="Required for server and client keys; optional for kill keys; none for admin.",
     )
-    digest = models.CharField(max_length=64, unique=True, editable=False)
-    # The last characters of the raw token, so people can tell tokens apart.
-    hint = models.CharField(max_length=8, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.CharField(max_length=200, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.CharField(max_length=200, blank=True)
     # Written at most once a minute per process, never on every request.
     last_used_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ("-created_at",)
+    class Meta(IssuedSecret.Meta):
         # Minting an admin token grants full API power: it needs this beyond add_apitoken.
         permissions = [("issue_admin_token", "Can issue admin tokens (full API access)")]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind}…{self.hint})"
 
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at is not None
 
-
-class KillTrigger(models.Model):
+class KillTrigger(IssuedSecret):
     """An unguessable URL that kills or restores one flag in one environment (for APM alerts).
 
     Only the SHA-256 digest of its secret is stored; the URL is shown once.
@@ -250,22 +267,9 @@ class KillTrigger(models.Model):
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="triggers")
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="triggers")
     action = models.CharField(max_length=10, choices=Action.choices, default=Action.KILL)
-    digest = models.CharField(max_length=64, unique=True, editable=False)
-    hint = models.CharField(max_length=8, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    created_by = models.CharField(max_length=200, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_by = models.CharField(max_length=200, blank=True)
-
-    class Meta:
-        ordering = ("-created_at",)
 
     def __str__(self) -> str:
         return f"{self.name}: {self.action} {self.flag_id}@{self.environment_id}"
-
-    @property
-    def revoked(self) -> bool:
-        return self.revoked_at is not None
 
 
 class RolloutPlan(models.Model):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import Count, Max, Min, QuerySet
 
 from flags.models import ApiToken, Environment, Flag, FlagState, RolloutPlan, Segment
 
@@ -179,7 +180,7 @@ def rollout_plan_document(plan: RolloutPlan) -> dict[str, Any]:
     ``cancelled``; ``due_at`` is when a done step fell due, or when a pending one is
     expected to (None while the plan is paused or the time depends on an earlier step).
     """
-    from flags import rollout_schedule as schedule
+    from flags.rollouts import schedule
 
     steps = list(plan.steps.all())
     steps.sort(key=lambda s: s.number)
@@ -256,3 +257,33 @@ def api_token_fingerprint() -> tuple[Any, ...]:
         n=Count("id"), created=Max("created_at"), revoked=Max("revoked_at")
     )
     return (row["n"], row["created"], row["revoked"])
+
+
+# --- added on arch-services: reads the write side needs ---------------------------------------
+
+
+def prerequisite_graph(
+    environment: Environment, *, exclude_flag_id: int | None = None
+) -> dict[str, Any]:
+    """Every other live flag's variants and prerequisites in the environment (one query)."""
+    states = FlagState.objects.filter(
+        environment=environment, flag__archived_at__isnull=True
+    ).select_related("flag")
+    return {
+        s.flag.key: {"variants": s.flag.variants, "prerequisites": s.prerequisites}
+        for s in states
+        if s.flag_id != exclude_flag_id
+    }
+
+
+def segment_keys(environment: Environment) -> set[str]:
+    """The keys of the environment's segments."""
+    return set(Segment.objects.filter(environment=environment).values_list("key", flat=True))
+
+
+def rollout_next_due_between(start: datetime, end: datetime) -> datetime | None:
+    """When the earliest advancing rollout step falls due strictly between ``start`` and ``end``."""
+    due: datetime | None = RolloutPlan.objects.filter(
+        status__in=RolloutPlan.ADVANCING, next_due_at__gt=start, next_due_at__lt=end
+    ).aggregate(due=Min("next_due_at"))["due"]
+    return due

@@ -7,10 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from celery import shared_task
 from django.conf import settings
-from django.db.models import Min
 from django.utils import timezone
 
-from flags.models import RolloutPlan
+from flags import selectors
 from flags.rollouts import rollout_plans_advance_due
 
 logger = logging.getLogger(__name__)
@@ -21,7 +20,7 @@ def advance_rollouts(hint: bool = True, until: float | None = None) -> int:
     """Apply every rollout step that is due (beat sends this every ROLLOUT_TICK_SECONDS).
 
     Any number of these may run at once, twice, or late: each step is applied
-    exactly once (flags.rollouts). So that steps land on time between ticks, a run
+    exactly once (flags.rollouts.scheduler). So that steps land on time between ticks, a run
     also queues one extra run for the next step due before the next tick (``until``,
     a timestamp; a beat tick sets it to now + the interval), and that run does the
     same up to the same ``until``: one short chain per tick, never overlapping the
@@ -40,9 +39,7 @@ def advance_rollouts(hint: bool = True, until: float | None = None) -> int:
 
 
 def _queue_run_for_next_due(now: datetime, horizon: datetime) -> None:
-    upcoming = RolloutPlan.objects.filter(
-        status__in=RolloutPlan.ADVANCING, next_due_at__gt=now, next_due_at__lt=horizon
-    ).aggregate(due=Min("next_due_at"))["due"]
+    upcoming = selectors.rollout_next_due_between(now, horizon)
     if upcoming is None:
         return
     try:

@@ -1,39 +1,23 @@
-"""API tokens: generation, digests, lookup, and last-used tracking without a write per request."""
+"""API tokens: lookup by digest, who a token acts as, and last-used tracking without a write per request."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import threading
 import time
 from dataclasses import dataclass
 
 from django.db.models import Q
 
+from flags import services
+from flags.issued_secrets import secret_digest
 from flags.models import ApiToken
 
-PREFIXES = {
-    ApiToken.Kind.ADMIN: "fsv_admin_",
-    ApiToken.Kind.SERVER: "fsv_server_",
-    ApiToken.Kind.CLIENT: "fsv_client_",
-    ApiToken.Kind.KILL: "fsv_kill_",
-}
-TOKEN_BYTES = 32  # 256 bits of randomness
 USAGE_FLUSH_SECONDS = 60.0
 
 
-def token_generate(kind: str) -> str:
-    """A new raw token: a kind prefix (recognisable when leaked) and 256 random bits."""
-    return PREFIXES[ApiToken.Kind(kind)] + secrets.token_urlsafe(TOKEN_BYTES)
-
-
 def token_digest(raw: str) -> str:
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
-
-
-def digests_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a, b)
+    """The digest a token is stored and looked up by (the one every issued secret uses)."""
+    return secret_digest(raw)
 
 
 @dataclass(frozen=True)
@@ -106,9 +90,7 @@ class TokenUsage:
 
     def flush(self) -> int:
         """Write the pending last-used times; returns how many tokens were updated."""
-        from flags.services import token_last_used_update
-
-        return token_last_used_update(seen=self.pending())
+        return services.token_last_used_update(seen=self.pending())
 
 
 usage = TokenUsage()

@@ -214,7 +214,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Lets several deployments (or test runs) share one broker without taking each other's tasks.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
-# Scheduled ramp-ups (flags/rollouts.py): beat sends the tick every ROLLOUT_TICK_SECONDS; a
+# Scheduled ramp-ups (flags/rollouts/): beat sends the tick every ROLLOUT_TICK_SECONDS; a
 # tick nobody picked up within one interval is dropped (the next one does the same work).
 ROLLOUT_TICK_SECONDS = env("ROLLOUT_TICK_SECONDS")
 CELERY_BEAT_SCHEDULE = {

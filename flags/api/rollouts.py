@@ -11,7 +11,6 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flags import rollout_schedule as schedule
 from flags import rollouts
 from flags.api import serializers as s
 from flags.api.auth import actor_for
@@ -21,6 +20,7 @@ from flags.api.http import reason_of
 from flags.api.permissions import model_permissions
 from flags.api.views import REASON_HEADER_PARAMETER, _environment, _flag, _valid
 from flags.models import Environment, Flag, RolloutPlan
+from flags.rollouts import schedule
 from flags.selectors import rollout_plan_current, rollout_plan_document
 
 STEP_INPUT_SCHEMA: dict[str, Any] = {

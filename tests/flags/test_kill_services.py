@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from audit import recorder
 from audit.models import AuditEvent
 from audit.recorder import Actor
 from flags import services
@@ -44,7 +45,7 @@ def test_kill_by_tag__failure_midway__kills_none(
 ) -> None:
     for key in ("pay-a", "pay-b", "pay-c"):
         make_flag(key, tags=["payments"])
-    real = services.audit_record
+    real = recorder.audit_record
     calls = {"n": 0}
 
     def fail_on_second(**kwargs: Any) -> Any:
@@ -53,7 +54,7 @@ def test_kill_by_tag__failure_midway__kills_none(
             raise RuntimeError("audit write failed")
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "audit_record", fail_on_second)
+    monkeypatch.setattr(recorder, "audit_record", fail_on_second)
     with pytest.raises(RuntimeError):
         services.flag_kill_by_tag(
             actor=actor, tag="payments", environment=production, reason="PSP outage"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flags import rollout_schedule as schedule
-from flags.rollout_schedule import StepProgress
+from flags.rollouts import schedule
+from flags.rollouts.schedule import StepProgress
 
 NOW = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 

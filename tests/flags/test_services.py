@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from audit import recorder
 from audit.models import AuditEvent
 from audit.recorder import Actor
 from flags import publish, services
@@ -93,7 +94,7 @@ def test_audit_failure__rolls_the_change_back(
     def broken_audit(**_: Any) -> None:
         raise RuntimeError("audit table unavailable")
 
-    monkeypatch.setattr(services, "audit_record", broken_audit)
+    monkeypatch.setattr(recorder, "audit_record", broken_audit)
     with pytest.raises(RuntimeError):
         services.flag_state_update(actor=actor, flag=flag, environment=production, enabled=True)
     with pytest.raises(RuntimeError):
@@ -391,3 +392,15 @@ def test_segment_create__a_string_instead_of_a_list__refused(
 ) -> None:
     with pytest.raises(ValidationFailed, match="included must be a list"):
         services.segment_create(actor=actor, environment=production, key="beta", included="user-1")
+
+
+def test_segment_create__keeps_the_name_and_description_it_was_given(
+    production: Environment, actor: Actor
+) -> None:
+    segment = services.segment_create(
+        actor=actor, environment=production, key="staff", name="Staff", description="Employees"
+    )
+    segment.refresh_from_db()
+    assert segment.name == "Staff" and segment.description == "Employees"
+    event = AuditEvent.objects.get(action="segment.create")
+    assert event.after["name"] == "Staff" and event.target_key == "staff@production"
