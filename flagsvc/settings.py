@@ -272,7 +272,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "admin_token": env.str("API_ADMIN_TOKEN_RATE", default="1200/minute"),
     },
-    "EXCEPTION_HANDLER": "flags.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "flagsvc.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "flags.api.schema.ApiAutoSchema",
 }
 SPECTACULAR_SETTINGS = {

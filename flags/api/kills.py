@@ -29,8 +29,8 @@ from flags.api import selectors
 from flags.api import serializers as s
 from flags.api.alerts import ALERT_BODY_OUT, alert_body_of
 from flags.api.auth import actor_for, principal_of
-from flags.api.base import ApiView
-from flags.api.errors import ApiNotFound
+from flagsvc.api.views import ApiView
+from flagsvc.api.errors import ApiNotFound
 from flags.api.http import reason_of
 from flags.api.permissions import (
     FlagKillPermission,

@@ -15,8 +15,8 @@ from flags import rollout_schedule as schedule
 from flags import rollouts
 from flags.api import serializers as s
 from flags.api.auth import actor_for
-from flags.api.base import ApiView
-from flags.api.errors import ApiNotFound
+from flagsvc.api.views import ApiView
+from flagsvc.api.errors import ApiNotFound
 from flags.api.http import reason_of
 from flags.api.permissions import model_permissions
 from flags.api.views import REASON_HEADER_PARAMETER, _environment, _flag, _valid

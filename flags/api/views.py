@@ -18,8 +18,8 @@ from flags import services
 from flags.api import selectors
 from flags.api import serializers as s
 from flags.api.auth import actor_for
-from flags.api.base import ApiListView, ApiView, KeyCursorPagination
-from flags.api.errors import ApiNotFound, InvalidParameter
+from flagsvc.api.views import ApiListView, ApiView, KeyCursorPagination
+from flagsvc.api.errors import ApiNotFound, InvalidParameter
 from flags.api.http import (
     boolean_parameter,
     expected_version_of,

@@ -8,7 +8,8 @@ import pytest
 from django.conf import settings
 from django.test import Client, RequestFactory, override_settings
 
-from flags.api import errors, selectors
+from flags.api import selectors
+from flagsvc.api import errors
 from flags.models import Environment
 from tests.api.conftest import error_of, send
 
