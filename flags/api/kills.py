@@ -29,8 +29,6 @@ from flags.api import selectors
 from flags.api import serializers as s
 from flags.api.alerts import ALERT_BODY_OUT, alert_body_of
 from flags.api.auth import actor_for, principal_of
-from flagsvc.api.views import ApiView
-from flagsvc.api.errors import ApiNotFound
 from flags.api.http import reason_of
 from flags.api.permissions import (
     FlagKillPermission,
@@ -42,6 +40,8 @@ from flags.errors import ValidationFailed
 from flags.kill_answers import kill_out
 from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger
 from flags.tokens import token_digest
+from flagsvc.api.errors import ApiNotFound
+from flagsvc.api.views import ApiView
 
 TRIGGER_FIRINGS_PER_MINUTE = 30
 UNKNOWN_TRIGGER_TRIES_PER_MINUTE = 60

@@ -21,8 +21,8 @@ from rest_framework.permissions import DjangoModelPermissions
 from rest_framework.request import Request
 
 from flags.api.auth import principal_of
-from flagsvc.api.permissions import codename_pattern, model_permission_class
 from flags.models import ApiToken, Flag, KillTrigger
+from flagsvc.api.permissions import codename_pattern, model_permission_class
 
 KIND_LABELS = {
     ApiToken.Kind.ADMIN: "an admin token",

@@ -15,13 +15,13 @@ from flags import rollout_schedule as schedule
 from flags import rollouts
 from flags.api import serializers as s
 from flags.api.auth import actor_for
-from flagsvc.api.views import ApiView
-from flagsvc.api.errors import ApiNotFound
 from flags.api.http import reason_of
 from flags.api.permissions import model_permissions
 from flags.api.views import REASON_HEADER_PARAMETER, _environment, _flag, _valid
 from flags.models import Environment, Flag, RolloutPlan
 from flags.selectors import rollout_plan_current, rollout_plan_document
+from flagsvc.api.errors import ApiNotFound
+from flagsvc.api.views import ApiView
 
 STEP_INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",

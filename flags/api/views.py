@@ -18,8 +18,6 @@ from flags import services
 from flags.api import selectors
 from flags.api import serializers as s
 from flags.api.auth import actor_for
-from flagsvc.api.views import ApiListView, ApiView, KeyCursorPagination
-from flagsvc.api.errors import ApiNotFound, InvalidParameter
 from flags.api.http import (
     boolean_parameter,
     expected_version_of,
@@ -28,6 +26,8 @@ from flags.api.http import (
 from flags.api.permissions import TokenPermission, model_permissions
 from flags.errors import ValidationFailed
 from flags.models import ApiToken, Environment, Flag, FlagState, Segment
+from flagsvc.api.errors import ApiNotFound, InvalidParameter
+from flagsvc.api.views import ApiListView, ApiView, KeyCursorPagination
 
 # --- lookups ------------------------------------------------------------------------------
 

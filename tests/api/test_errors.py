@@ -9,8 +9,8 @@ from django.conf import settings
 from django.test import Client, RequestFactory, override_settings
 
 from flags.api import selectors
-from flagsvc.api import errors
 from flags.models import Environment
+from flagsvc.api import errors
 from tests.api.conftest import error_of, send
 
 pytestmark = pytest.mark.django_db
