@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from django.utils import timezone
 
-from flags.models import FlagState
+from flags.models import Environment, FlagState
 
 
 def kill_out(state: FlagState) -> dict[str, Any]:
@@ -19,4 +19,28 @@ def kill_out(state: FlagState) -> dict[str, Any]:
         "kill": overlay,
         "killed_for_seconds": round(killed_for, 1) if killed_for is not None else None,
         "state_version": state.version,
+    }
+
+
+class KillOutcome(Protocol):
+    """What ``services.flag_kill`` / ``flag_restore`` / ``trigger_fire`` return."""
+
+    @property
+    def state(self) -> FlagState: ...
+
+    @property
+    def changed(self) -> bool: ...
+
+    @property
+    def environment_version(self) -> int: ...
+
+
+def kill_answer(outcome: KillOutcome, environment: Environment) -> dict[str, Any]:
+    """The answer to a kill or restore of one flag (before its propagation is added)."""
+    state = outcome.state
+    state.environment = environment
+    return {
+        **kill_out(state),
+        "changed": outcome.changed,
+        "environment_version": outcome.environment_version,
     }

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from flags.models import Environment, Flag, FlagState, RolloutPlan, Segment
+from flags.models import Environment, Flag, FlagState, KillTrigger, RolloutPlan, Segment
 
 SNAPSHOT_SCHEMA_VERSION = 1
 
@@ -245,3 +245,32 @@ def rollout_plan_document(plan: RolloutPlan) -> dict[str, Any]:
         "created_at": _moment(plan.created_at),
         "created_by": plan.created_by,
     }
+
+
+# --- arch-callers: reads for the API, the admin and the management commands -------------------
+
+
+def active_kills(environment_key: str | None = None) -> QuerySet[FlagState]:
+    """Live flags' states that are killed (in one environment, or all), newest kill first."""
+    states = (
+        FlagState.objects.filter(killed_at__isnull=False, flag__archived_at__isnull=True)
+        .select_related("flag", "environment")
+        .order_by("-killed_at")
+    )
+    if environment_key:
+        states = states.filter(environment__key=environment_key)
+    return states
+
+
+def trigger_list() -> QuerySet[KillTrigger]:
+    """Every trigger URL (revoked ones too) with its flag and environment, newest first."""
+    return KillTrigger.objects.select_related("flag", "environment").order_by("-created_at")
+
+
+def trigger_get(trigger_id: int) -> KillTrigger | None:
+    return trigger_list().filter(pk=trigger_id).first()
+
+
+def live_trigger_by_digest(digest: str) -> KillTrigger | None:
+    """The unrevoked trigger whose secret has this digest (``flags.tokens.token_digest``)."""
+    return trigger_list().filter(digest=digest, revoked_at__isnull=True).first()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db import models
 from rest_framework.permissions import BasePermission
@@ -27,15 +27,16 @@ def model_permission_class(
     ``actions`` maps a method to another codename action (``POST="kill"`` needs
     ``<app>.kill_<model>``); the other methods keep ``base.perms_map``.
     """
-    if base is None:
-        base = api_settings.DEFAULT_PERMISSION_CLASSES[0]
+    parent: type[BasePermission] = (
+        base if base is not None else cast(Any, api_settings).DEFAULT_PERMISSION_CLASSES[0]
+    )
     perms_map = {
-        **getattr(base, "perms_map", {}),
+        **getattr(parent, "perms_map", {}),
         **{method: codename_pattern(action) for method, action in actions.items()},
     }
     suffix = "".join(f"_{method}_{action}" for method, action in actions.items())
     return type(
         f"{model.__name__}Permission{suffix}",
-        (base,),
+        (parent,),
         {"model": model, "perms_map": perms_map, **(attributes or {})},
     )
