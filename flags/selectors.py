@@ -5,9 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
-from flags.models import Environment, Flag, FlagState, KillTrigger, RolloutPlan, Segment
+from flags import validation
+from flags.models import (
+    ApiToken,
+    Environment,
+    Flag,
+    FlagState,
+    KillTrigger,
+    RolloutPlan,
+    Segment,
+    Tag,
+)
 
 SNAPSHOT_SCHEMA_VERSION = 1
 
@@ -274,3 +284,125 @@ def trigger_get(trigger_id: int) -> KillTrigger | None:
 def live_trigger_by_digest(digest: str) -> KillTrigger | None:
     """The unrevoked trigger whose secret has this digest (``flags.tokens.token_digest``)."""
     return trigger_list().filter(digest=digest, revoked_at__isnull=True).first()
+
+
+def environments_in_order() -> QuerySet[Environment]:
+    """Every environment, in the order pages show them (sort order, then creation)."""
+    return Environment.objects.order_by("sort_order", "id")
+
+
+def environment_by_id(environment_id: int) -> Environment:
+    """The environment as stored now (e.g. its current version after a change)."""
+    return Environment.objects.get(pk=environment_id)
+
+
+def with_flag_counts(environments: QuerySet[Environment]) -> QuerySet[Environment]:
+    """``environments`` annotated with ``n_flags`` (live flags) and ``n_killed`` (killed states)."""
+    return environments.annotate(
+        n_flags=Count("flag_states", filter=Q(flag_states__flag__archived_at__isnull=True)),
+        n_killed=Count("flag_states", filter=Q(flag_states__killed_at__isnull=False)),
+    )
+
+
+def flag_by_id(flag_id: int | str) -> Flag | None:
+    return Flag.objects.filter(pk=flag_id).first()
+
+
+def stored_flag(flag_id: int) -> Flag:
+    """The flag as stored now (a form may have changed the instance in hand)."""
+    return Flag.objects.get(pk=flag_id)
+
+
+def with_tags_and_states(flags: QuerySet[Flag]) -> QuerySet[Flag]:
+    """``flags`` with their tags and every state (with its environment): three queries in all."""
+    return flags.prefetch_related(
+        "tags", Prefetch("states", queryset=FlagState.objects.select_related("environment"))
+    )
+
+
+def tag_names() -> list[str]:
+    return [tag.name for tag in Tag.objects.all()]
+
+
+def flag_ids_killed_somewhere() -> QuerySet[FlagState, int]:
+    """``flag_id`` of every killed state (archived flags too), for ``id__in`` filters."""
+    return FlagState.objects.filter(killed_at__isnull=False).values_list("flag_id", flat=True)
+
+
+def states_serving(environment_key: str, serving: str) -> QuerySet[FlagState]:
+    """States in the environment that are ``killed``, ``off``, ``on`` or in a ``rollout``
+    (enabled, not killed, and a split in the default serve or in any rule)."""
+    states = FlagState.objects.filter(environment__key=environment_key)
+    if serving == "killed":
+        return states.filter(killed_at__isnull=False)
+    if serving == "off":
+        return states.filter(killed_at__isnull=True, enabled=False)
+    if serving == "on":
+        return states.filter(killed_at__isnull=True, enabled=True)
+    if serving == "rollout":
+        ids = [
+            s.pk
+            for s in states.filter(killed_at__isnull=True, enabled=True)
+            if "split" in (s.default_serve or {})
+            or any("split" in (r.get("serve") or {}) for r in s.rules or ())
+        ]
+        return FlagState.objects.filter(pk__in=ids)
+    return states
+
+
+def flag_state_version(flag: Flag, environment: Environment) -> int:
+    """The version of the flag's state in the environment as stored now."""
+    return int(
+        FlagState.objects.filter(flag=flag, environment=environment)
+        .values_list("version", flat=True)
+        .get()
+    )
+
+
+def flag_graph(environment: Environment, *, exclude_flag_id: int | None = None) -> dict[str, Any]:
+    """Every other live flag's variants and prerequisites in the environment (one query)."""
+    return {
+        state.flag.key: {"variants": state.flag.variants, "prerequisites": state.prerequisites}
+        for state in live_states(environment)
+        if state.flag_id != exclude_flag_id
+    }
+
+
+def segment_keys(environment: Environment) -> set[str]:
+    return set(Segment.objects.filter(environment=environment).values_list("key", flat=True))
+
+
+def flag_state_problems(state: FlagState, proposed: dict[str, Any]) -> dict[str, str]:
+    """What is wrong with ``proposed`` as the definition of ``state`` (empty if nothing),
+    checked against the other flags and the segments of its environment."""
+    return validation.check_state(
+        flag_key=state.flag.key,
+        variants=state.flag.variants,
+        state=proposed,
+        flags=flag_graph(state.environment, exclude_flag_id=state.flag_id),
+        segment_keys=segment_keys(state.environment),
+    )
+
+
+def stored_segment(segment_id: int) -> Segment:
+    """The segment as stored now (a form may have changed the instance in hand)."""
+    return Segment.objects.select_related("environment").get(pk=segment_id)
+
+
+def api_token_by_id(token_id: int) -> ApiToken:
+    return ApiToken.objects.select_related("environment").get(pk=token_id)
+
+
+def rollout_plan_active(flag: Flag, environment_key: str) -> RolloutPlan | None:
+    """The flag's active rollout plan in the environment named ``environment_key``, if any."""
+    return RolloutPlan.objects.filter(
+        flag=flag, environment__key=environment_key, status__in=RolloutPlan.ACTIVE
+    ).first()
+
+
+def rollout_plan_of_flag(flag: Flag, plan_id: int | str) -> RolloutPlan | None:
+    return (
+        RolloutPlan.objects.select_related("flag", "environment")
+        .filter(pk=plan_id, flag=flag)
+        .first()
+    )
