@@ -406,3 +406,31 @@ def rollout_plan_of_flag(flag: Flag, plan_id: int | str) -> RolloutPlan | None:
         .filter(pk=plan_id, flag=flag)
         .first()
     )
+
+
+def environment_by_key(key: str) -> Environment | None:
+    return Environment.objects.filter(key=key).first()
+
+
+def environment_keys() -> list[str]:
+    return [environment.key for environment in environments_in_order()]
+
+
+def flag_by_key(key: str) -> Flag | None:
+    return Flag.objects.filter(key=key).first()
+
+
+def segment_exists(environment: Environment, key: str) -> bool:
+    return Segment.objects.filter(environment=environment, key=key).exists()
+
+
+def live_state_count() -> int:
+    """How many states live flags have (one per flag and environment)."""
+    return FlagState.objects.filter(flag__archived_at__isnull=True).count()
+
+
+def live_token_exists(digest: str, kind: str, environment: Environment | None) -> bool:
+    """Whether an unrevoked token of ``kind`` bound to ``environment`` has this digest."""
+    return ApiToken.objects.filter(
+        digest=digest, kind=kind, environment=environment, revoked_at__isnull=True
+    ).exists()
