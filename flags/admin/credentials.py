@@ -1,12 +1,14 @@
 """Issued secrets in the admin: API tokens and kill-trigger URLs, shown once, then only revoked.
 
 Both are the same idea (a secret shown once, stored as a digest, revocable, audited),
-so one ``IssuedSecretAdmin`` does the work; each subclass says which service issues
-and revokes, and which page shows the secret.
+so one ``IssuedSecretAdmin`` does the work; each subclass describes its kind of secret
+(``IssuedSecret``: the services that issue and revoke it, the page that shows it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from django import forms
@@ -26,38 +28,43 @@ from flags.admin.forms import ApiTokenForm, KillTriggerForm
 from flags.models import ApiToken, KillTrigger
 
 REVOKED_FROM_THE_LIST = "revoked from the admin list"
+# What every issued secret shows: the secret's last characters and who issued it when.
+ISSUED = ("hint", "created_at", "created_by")
+REVOKED = ("revoked_at", "revoked_by")
+REVOKED_FILTER = ("revoked_at", admin.EmptyFieldListFilter)
+
+
+@dataclass(frozen=True)
+class IssuedSecret:
+    """How one kind of issued secret is issued, shown once and revoked."""
+
+    # The services (by name, in ``flags.services``), the form fields the issuing one takes,
+    # and the keyword the revoking one takes the record by.
+    issue_service: str
+    issue_fields: tuple[str, ...]
+    revoke_service: str
+    record_keyword: str
+    # The page showing the secret once: template, title ({obj}), the names the template
+    # knows the record and the secret by, and the ``flags.selectors`` function reading
+    # the record back by id. With ``url_path`` the secret is shown as a URL.
+    template: str
+    title: str
+    context_names: tuple[str, str]
+    stored_selector: str
+    url_path: str | None = None
+    # What the list's revoke action says (of a revoked one: nothing, when None).
+    revoked_message: str = "Revoked {obj}."
+    already_revoked_message: str | None = None
 
 
 class IssuedSecretAdmin(ServiceErrorsAsMessages):
     """Created through a service and shown once on their own page, then only revoked;
-    never edited, never deleted (the audit trail names them)."""
+    never edited, never deleted (the audit trail names them). Subclasses only configure."""
 
     create_fields: tuple[str, ...] = ()
     detail_fields: tuple[str, ...] = ()
     revoke_permission = ""
-    # The page that shows the secret, and what each list action says.
-    shown_once_template = ""
-    revoked_message = "Revoked {obj}."
-    already_revoked_message: ClassVar[str | None] = None
-    # Where save_model leaves the secret for response_add (never stored anywhere).
-    _SECRET_ATTRIBUTE = "_issued_secret"
-
-    # -- what a subclass provides
-
-    def issue(self, request: HttpRequest, data: dict[str, Any]) -> tuple[Any, str]:
-        """Issue one (audited) from the form's data: the record and the secret to show once."""
-        raise NotImplementedError
-
-    def revoke(self, actor: Actor, obj: Any) -> None:
-        raise NotImplementedError
-
-    def shown_once_context(self, request: HttpRequest, obj: Any, secret: str) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def shown_once_title(self, obj: Any) -> str:
-        raise NotImplementedError
-
-    # -- shared
+    secret: ClassVar[IssuedSecret]
 
     @admin.display(description="Revoked", boolean=True, ordering="revoked_at")
     def is_revoked(self, obj: Any) -> bool:
@@ -78,51 +85,72 @@ class IssuedSecretAdmin(ServiceErrorsAsMessages):
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(self.revoke_permission)
 
+    def form_permissions(self, request: HttpRequest) -> dict[str, Any]:
+        """Attributes the form class gets for this request: what the user may issue."""
+        return {}
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (form,), self.form_permissions(request))
+
     def save_model(self, request: HttpRequest, obj: Any, form: forms.Form, change: bool) -> None:
-        issued, secret = self.issue(request, form.cleaned_data)
+        data = form.cleaned_data
+        kind = self.secret
+        issued, secret = getattr(services, kind.issue_service)(
+            actor=Actor.from_request(request),
+            reason=data.get("reason", ""),
+            **{field: data.get(field) for field in kind.issue_fields},
+        )
         obj.pk = obj.id = issued.pk
         obj.hint = issued.hint
         obj._state.adding = False
-        setattr(request, self._SECRET_ATTRIBUTE, secret)
+        if kind.url_path is not None:
+            secret = request.build_absolute_uri(kind.url_path.format(secret=secret))
+        # Only for the page that follows (response_add); never stored anywhere.
+        request._issued_secret = secret  # type: ignore[attr-defined]
 
     def response_add(
         self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
     ) -> HttpResponse:
-        secret = getattr(request, self._SECRET_ATTRIBUTE, None)
+        secret = getattr(request, "_issued_secret", None)
         if secret is None:
             return super().response_add(request, obj, post_url_continue)
+        kind = self.secret
+        record_name, secret_name = kind.context_names
+        stored = getattr(selectors, kind.stored_selector)(obj.pk)
         response = admin_page(
             self,
             request,
-            self.shown_once_template,
-            self.shown_once_title(obj),
-            **self.shown_once_context(request, obj, secret),
+            kind.template,
+            kind.title.format(obj=obj),
+            **{record_name: stored, secret_name: secret},
         )
         response["Cache-Control"] = "no-store"  # the page shows a secret its only time
         return response
 
     def revoke_selected(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         actor = Actor.from_request(request)
+        kind = self.secret
+        revoke = getattr(services, kind.revoke_service)
         for obj in queryset:
             if obj.revoked:
-                if self.already_revoked_message:
-                    messages.info(request, self.already_revoked_message.format(obj=obj))
+                if kind.already_revoked_message:
+                    messages.info(request, kind.already_revoked_message.format(obj=obj))
                 continue
-            self.revoke(actor, obj)
-            messages.success(request, self.revoked_message.format(obj=obj))
+            revoke(actor=actor, reason=REVOKED_FROM_THE_LIST, **{kind.record_keyword: obj})
+            messages.success(request, kind.revoked_message.format(obj=obj))
 
 
-TOKEN_DETAIL_FIELDS = (
-    "name",
-    "kind",
-    "environment",
-    "hint",
-    "created_at",
-    "created_by",
-    "last_used_at",
-    "revoked_at",
-    "revoked_by",
-)
+def revoke_action(description: str) -> Callable[..., None]:
+    """The list action revoking the selected secrets (for users with the revoke permission)."""
+
+    @admin.action(description=description, permissions=["revoke"])
+    def revoke(model_admin: IssuedSecretAdmin, request: HttpRequest, queryset: QuerySet) -> None:
+        model_admin.revoke_selected(request, queryset)
+
+    return revoke
 
 
 @admin.register(ApiToken)
@@ -130,56 +158,30 @@ class ApiTokenAdmin(IssuedSecretAdmin):
     """Issue tokens (the value is shown once, on its own page) and revoke them; never edit one."""
 
     form = ApiTokenForm
-    list_display = (
-        "name",
-        "kind",
-        "environment",
-        "hint",
-        "created_at",
-        "created_by",
-        "last_used_at",
-        "is_revoked",
-    )
-    list_filter = ("kind", "environment", ("revoked_at", admin.EmptyFieldListFilter))
+    list_display = ("name", "kind", "environment", *ISSUED, "last_used_at", "is_revoked")
+    list_filter = ("kind", "environment", REVOKED_FILTER)
     search_fields = ("name", "hint", "created_by")
     actions = ("revoke_tokens",)
     create_fields = ("name", "kind", "environment", "reason")
-    detail_fields = TOKEN_DETAIL_FIELDS
+    detail_fields = ("name", "kind", "environment", *ISSUED, "last_used_at", *REVOKED)
     revoke_permission = "flags.change_apitoken"
-    shown_once_template = "admin/flags/apitoken/issued.html"
-    revoked_message = "Revoked {obj}: it stops working everywhere."
-    already_revoked_message = "{obj} was already revoked."
+    secret = IssuedSecret(
+        issue_service="token_issue",
+        issue_fields=("kind", "name", "environment"),
+        revoke_service="token_revoke",
+        record_keyword="token",
+        template="admin/flags/apitoken/issued.html",
+        title="Token {obj.name!r} issued",
+        context_names=("token", "raw"),
+        stored_selector="api_token_by_id",
+        revoked_message="Revoked {obj}: it stops working everywhere.",
+        already_revoked_message="{obj} was already revoked.",
+    )
 
-    def get_form(
-        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> type[forms.ModelForm]:
-        form = super().get_form(request, obj, change, **kwargs)
-        allowed = request.user.has_perm(ISSUE_ADMIN_TOKEN)
-        return type(form.__name__, (form,), {"may_issue_admin_tokens": allowed})
+    def form_permissions(self, request: HttpRequest) -> dict[str, Any]:
+        return {"may_issue_admin_tokens": request.user.has_perm(ISSUE_ADMIN_TOKEN)}
 
-    def issue(self, request: HttpRequest, data: dict[str, Any]) -> tuple[Any, str]:
-        return services.token_issue(
-            actor=Actor.from_request(request),
-            kind=data["kind"],
-            name=data["name"],
-            environment=data.get("environment"),
-            reason=data.get("reason", ""),
-        )
-
-    def revoke(self, actor: Actor, obj: ApiToken) -> None:
-        services.token_revoke(actor=actor, token=obj, reason=REVOKED_FROM_THE_LIST)
-
-    def shown_once_title(self, obj: ApiToken) -> str:
-        return f"Token {obj.name!r} issued"
-
-    def shown_once_context(
-        self, request: HttpRequest, obj: ApiToken, secret: str
-    ) -> dict[str, Any]:
-        return {"token": selectors.api_token_by_id(obj.pk), "raw": secret}
-
-    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
-    def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
-        self.revoke_selected(request, queryset)
+    revoke_tokens = revoke_action("Revoke selected tokens")
 
 
 @admin.register(KillTrigger)
@@ -187,68 +189,33 @@ class KillTriggerAdmin(IssuedSecretAdmin):
     """Trigger URLs for APM alerts: created (URL shown once) and revoked, never edited."""
 
     form = KillTriggerForm
-    list_display = (
-        "name",
-        "flag",
-        "environment",
-        "action",
-        "hint",
-        "created_at",
-        "created_by",
-        "is_revoked",
-    )
-    list_filter = ("action", "environment", ("revoked_at", admin.EmptyFieldListFilter))
+    list_display = ("name", "flag", "environment", "action", *ISSUED, "is_revoked")
+    list_filter = ("action", "environment", REVOKED_FILTER)
     search_fields = ("name", "flag__key", "hint")
     actions = ("revoke_triggers",)
     create_fields = ("name", "flag", "environment", "action", "reason")
-    detail_fields = (
-        "name",
-        "flag",
-        "environment",
-        "action",
-        "hint",
-        "created_at",
-        "created_by",
-        "revoked_at",
-        "revoked_by",
-    )
+    detail_fields = ("name", "flag", "environment", "action", *ISSUED, *REVOKED)
     revoke_permission = "flags.change_killtrigger"
-    shown_once_template = "admin/flags/killtrigger/created.html"
-    revoked_message = "Revoked trigger {obj.name}: its URL now answers 404."
+    # Its secret is shown as the URL to fire, and a revoked one is passed over in silence.
+    secret = IssuedSecret(
+        issue_service="trigger_create",
+        issue_fields=("name", "flag", "environment", "action"),
+        revoke_service="trigger_revoke",
+        record_keyword="trigger",
+        template="admin/flags/killtrigger/created.html",
+        title="Trigger {obj.name!r} created",
+        context_names=("trigger", "url"),
+        stored_selector="trigger_get",
+        url_path="/api/v1/triggers/{secret}/",
+        revoked_message="Revoked trigger {obj.name}: its URL now answers 404.",
+    )
 
-    def get_form(
-        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> type[forms.ModelForm]:
-        form = super().get_form(request, obj, change, **kwargs)
+    def form_permissions(self, request: HttpRequest) -> dict[str, Any]:
         may_fire = frozenset(
             action
             for action in KillTrigger.Action.values
             if request.user.has_perm(ACTION_PERMISSIONS[action])
         )
-        return type(form.__name__, (form,), {"may_fire": may_fire})
+        return {"may_fire": may_fire}
 
-    def issue(self, request: HttpRequest, data: dict[str, Any]) -> tuple[Any, str]:
-        trigger, secret = services.trigger_create(
-            actor=Actor.from_request(request),
-            name=data["name"],
-            flag=data["flag"],
-            environment=data["environment"],
-            action=data["action"],
-            reason=data.get("reason", ""),
-        )
-        return trigger, request.build_absolute_uri(f"/api/v1/triggers/{secret}/")
-
-    def revoke(self, actor: Actor, obj: KillTrigger) -> None:
-        services.trigger_revoke(actor=actor, trigger=obj, reason=REVOKED_FROM_THE_LIST)
-
-    def shown_once_title(self, obj: KillTrigger) -> str:
-        return f"Trigger {obj.name!r} created"
-
-    def shown_once_context(
-        self, request: HttpRequest, obj: KillTrigger, secret: str
-    ) -> dict[str, Any]:
-        return {"trigger": selectors.trigger_get(obj.pk), "url": secret}
-
-    @admin.action(description="Revoke selected triggers", permissions=["revoke"])
-    def revoke_triggers(self, request: HttpRequest, queryset: QuerySet[KillTrigger]) -> None:
-        self.revoke_selected(request, queryset)
+    revoke_triggers = revoke_action("Revoke selected triggers")
