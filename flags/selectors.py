@@ -7,7 +7,6 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from flags import validation
 from flags.models import (
     ApiToken,
     Environment,
@@ -370,18 +369,6 @@ def flag_graph(environment: Environment, *, exclude_flag_id: int | None = None) 
 
 def segment_keys(environment: Environment) -> set[str]:
     return set(Segment.objects.filter(environment=environment).values_list("key", flat=True))
-
-
-def flag_state_problems(state: FlagState, proposed: dict[str, Any]) -> dict[str, str]:
-    """What is wrong with ``proposed`` as the definition of ``state`` (empty if nothing),
-    checked against the other flags and the segments of its environment."""
-    return validation.check_state(
-        flag_key=state.flag.key,
-        variants=state.flag.variants,
-        state=proposed,
-        flags=flag_graph(state.environment, exclude_flag_id=state.flag_id),
-        segment_keys=segment_keys(state.environment),
-    )
 
 
 def stored_segment(segment_id: int) -> Segment:

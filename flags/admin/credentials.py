@@ -85,16 +85,6 @@ class IssuedSecretAdmin(ServiceErrorsAsMessages):
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(self.revoke_permission)
 
-    def form_permissions(self, request: HttpRequest) -> dict[str, Any]:
-        """Attributes the form class gets for this request: what the user may issue."""
-        return {}
-
-    def get_form(
-        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
-    ) -> type[forms.ModelForm]:
-        form = super().get_form(request, obj, change, **kwargs)
-        return type(form.__name__, (form,), self.form_permissions(request))
-
     def save_model(self, request: HttpRequest, obj: Any, form: forms.Form, change: bool) -> None:
         data = form.cleaned_data
         kind = self.secret
@@ -178,8 +168,9 @@ class ApiTokenAdmin(IssuedSecretAdmin):
         already_revoked_message="{obj} was already revoked.",
     )
 
-    def form_permissions(self, request: HttpRequest) -> dict[str, Any]:
-        return {"may_issue_admin_tokens": request.user.has_perm(ISSUE_ADMIN_TOKEN)}
+    def form_attributes(self, request: HttpRequest) -> dict[str, Any]:
+        allowed = request.user.has_perm(ISSUE_ADMIN_TOKEN)
+        return {**super().form_attributes(request), "may_issue_admin_tokens": allowed}
 
     revoke_tokens = revoke_action("Revoke selected tokens")
 
@@ -210,12 +201,12 @@ class KillTriggerAdmin(IssuedSecretAdmin):
         revoked_message="Revoked trigger {obj.name}: its URL now answers 404.",
     )
 
-    def form_permissions(self, request: HttpRequest) -> dict[str, Any]:
+    def form_attributes(self, request: HttpRequest) -> dict[str, Any]:
         may_fire = frozenset(
             action
             for action in KillTrigger.Action.values
             if request.user.has_perm(ACTION_PERMISSIONS[action])
         )
-        return {"may_fire": may_fire}
+        return {**super().form_attributes(request), "may_fire": may_fire}
 
     revoke_triggers = revoke_action("Revoke selected triggers")

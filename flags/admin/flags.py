@@ -14,12 +14,12 @@ from django.utils.safestring import SafeString
 
 from audit.recorder import Actor
 from flags import selectors, services
-from flags.admin.base import ServiceErrorsAsMessages
+from flags.admin.base import ServiceErrorsAsMessages, refusal_of, refuse_row
 from flags.admin.filters import ArchivedFilter, EnvironmentStateFilter, KilledFilter, TagFilter
 from flags.admin.forms import FlagForm, FlagStateForm
 from flags.admin.kills import EnvironmentActions
 from flags.admin.rollouts import rollout_admin_urls
-from flags.errors import ServiceError
+from flags.errors import ServiceError, ValidationFailed
 from flags.models import Environment, Flag, FlagState
 
 
@@ -44,6 +44,13 @@ class FlagStateInline(admin.StackedInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        refusal = refusal_of(request)
+        if refusal is not None and refusal.row_id is not None:
+            attributes = {"service_refusal": refusal.error, "refused_state_id": refusal.row_id}
+            kwargs["form"] = type(self.form.__name__, (self.form,), attributes)
+        return super().get_formset(request, obj, **kwargs)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[FlagState]:
         return (
@@ -196,14 +203,18 @@ class FlagAdmin(EnvironmentActions, ServiceErrorsAsMessages):
                 continue
             state = state_form.instance
             formset.changed_objects.append((state, changed))
-            services.flag_state_update(
-                actor=actor,
-                flag=state.flag,
-                environment=state.environment,
-                reason=reason,
-                expected_version=state_form.cleaned_data.get("expected_version"),
-                **{f: state_form.cleaned_data[f] for f in changed},
-            )
+            try:
+                services.flag_state_update(
+                    actor=actor,
+                    flag=state.flag,
+                    environment=state.environment,
+                    reason=reason,
+                    expected_version=state_form.cleaned_data.get("expected_version"),
+                    **{f: state_form.cleaned_data[f] for f in changed},
+                )
+            except ValidationFailed:
+                refuse_row(request, state.pk)  # shown again on this environment's form
+                raise
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # flags are archived, never deleted: the audit trail refers to them

@@ -8,7 +8,7 @@ from typing import Any
 
 from django import forms
 
-from flags import selectors, services, validation
+from flags import selectors, services
 from flags.admin.base import ACTION_PERMISSIONS, ISSUE_ADMIN_TOKEN
 from flags.errors import ValidationFailed
 from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger, Segment
@@ -56,7 +56,27 @@ def add_refusal_errors(form: forms.BaseForm, error: ValidationFailed) -> None:
         form.add_error(None, error.message)
 
 
-class FlagForm(forms.ModelForm):
+class ShowsServiceRefusal(forms.BaseForm):
+    """A form that shows a service's validation refusal on its fields.
+
+    The services are the one validator: the admin saves, and when a service refuses
+    (nothing written), the page is shown again with this attribute set on the form
+    (by ``ServiceErrorsAsMessages``), which puts each problem on its field.
+    """
+
+    service_refusal: ValidationFailed | None = None
+
+    def refusal_is_mine(self) -> bool:
+        return self.service_refusal is not None
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.service_refusal is not None and self.refusal_is_mine():
+            add_refusal_errors(self, self.service_refusal)
+        return data
+
+
+class FlagForm(ShowsServiceRefusal, forms.ModelForm):
     variants = PrettyJSONField(
         required=False,
         help_text='Variant names and values, e.g. {"control": "blue", "treatment": "green"}. '
@@ -102,13 +122,10 @@ class FlagForm(forms.ModelForm):
             self.add_error("variants", "Give the variants of a non-boolean flag.")
             return data
         data["variants"] = variants
-        add_field_errors(
-            self, validation.check_variants(flag_type, variants, data.get("off_variant"))
-        )
         return data
 
 
-class FlagStateForm(forms.ModelForm):
+class FlagStateForm(ShowsServiceRefusal, forms.ModelForm):
     targets = PrettyJSONField(required=False, help_text='[{"variant": "on", "values": ["user-1"]}]')
     rules = PrettyJSONField(
         required=False,
@@ -149,9 +166,13 @@ class FlagStateForm(forms.ModelForm):
                 "Someone changed this environment's state since you opened the page. "
                 "Reload it and apply your change again."
             )
-        proposed = {f: data.get(f) for f in services.STATE_FIELDS}
-        add_field_errors(self, selectors.flag_state_problems(state, proposed))
         return data
+
+    # Set with ``service_refusal``: the state (id) whose write the service refused.
+    refused_state_id: int | None = None
+
+    def refusal_is_mine(self) -> bool:
+        return self.instance.pk is not None and self.instance.pk == self.refused_state_id
 
 
 class EnvironmentActionForm(forms.Form):
@@ -176,7 +197,7 @@ class EnvironmentForm(forms.ModelForm):
         fields = ("key", "name", "description")
 
 
-class SegmentForm(forms.ModelForm):
+class SegmentForm(ShowsServiceRefusal, forms.ModelForm):
     included = PrettyJSONField(
         required=False, help_text='Targeting keys always in: ["user-1", "user-2"]'
     )
@@ -198,11 +219,6 @@ class SegmentForm(forms.ModelForm):
         for name in ("included", "excluded", "rules"):
             if data.get(name) in (None, ""):
                 data[name] = []
-        if not self.errors:
-            add_field_errors(
-                self,
-                validation.check_segment({k: data[k] for k in ("included", "excluded", "rules")}),
-            )
         return data
 
 
