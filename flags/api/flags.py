@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+)
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -21,7 +26,9 @@ from flags.api.lookups import (
     valid_body,
 )
 from flags.api.permissions import model_permissions
-from flags.models import Flag
+from flags.api.states import FlagStateOut
+from flags.models import Flag, FlagState
+from flags.selectors import state_summary
 from flagsvc.api.errors import InvalidParameter
 from flagsvc.api.views import ApiListView, ApiView, KeyCursorPagination
 
@@ -71,35 +78,120 @@ FLAG_LIST_PARAMETERS = [
 ]
 
 
+class FlagStateSummaryOut(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    killed = serializers.BooleanField()
+    summary = serializers.SerializerMethodField(help_text="e.g. off, on, 25%, KILLED")
+    version = serializers.IntegerField()
+
+    def get_summary(self, state: FlagState) -> str:
+        return state_summary(state.flag, state)
+
+
+class StatesByEnvironmentField(serializers.DictField):
+    """A flag's states keyed by environment key, in the environments' order (prefetched)."""
+
+    def get_attribute(self, instance: Flag) -> dict[str, FlagState]:
+        states = list(instance.states.all())
+        for state in states:
+            state.flag = instance  # no query per state for its flag
+        states.sort(key=lambda s: (s.environment.sort_order, s.environment_id))
+        return {state.environment.key: state for state in states}
+
+
+class FlagOut(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    description = serializers.CharField()
+    type = serializers.ChoiceField(choices=Flag.Type.values)
+    variants = s.VariantsField()
+    off_variant = serializers.CharField()
+    tags = serializers.SerializerMethodField()
+    owner = serializers.CharField()
+    client_visible = serializers.BooleanField()
+    archived = serializers.BooleanField()
+    archived_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    environments = StatesByEnvironmentField(
+        child=FlagStateSummaryOut(),
+        help_text="By environment key: enabled, killed, a summary and the state's version.",
+    )
+
+    @extend_schema_field({"type": "array", "items": {"type": "string"}})
+    def get_tags(self, flag: Flag) -> list[str]:
+        return sorted(t.name for t in flag.tags.all())
+
+
+class FlagDetailOut(FlagOut):
+    environments = StatesByEnvironmentField(
+        child=FlagStateOut(),
+        help_text="The flag's full state in every environment, by environment key.",
+    )
+
+
+class FlagCreateIn(s.InputSerializer):
+    key = serializers.CharField(max_length=100, help_text="^[a-z0-9][a-z0-9._-]{0,99}$")
+    type = s.choice_field(list(Flag.Type.values), required=False, default=Flag.Type.BOOLEAN)
+    variants = s.VariantsField(required=False, help_text="Required unless the flag is boolean.")
+    off_variant = serializers.CharField(required=False, max_length=64)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=50
+    )
+    owner = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    client_visible = s.StrictBooleanField(required=False)
+    reason = s.reason_field()
+
+
+class FlagUpdateIn(s.InputSerializer):
+    fixed_fields = {
+        "key": "a flag's key is fixed; create a new flag instead",
+        "type": "a flag's type is fixed; create a new flag instead",
+    }
+
+    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    tags = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=50
+    )
+    owner = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    client_visible = s.StrictBooleanField(required=False)
+    variants = s.VariantsField(required=False)
+    off_variant = serializers.CharField(required=False, max_length=64)
+    reason = s.reason_field()
+
+
 class FlagListView(ApiListView):
     permission_classes = [model_permissions(Flag)]
     pagination_class = KeyCursorPagination
-    serializer_class = s.FlagOut
+    serializer_class = FlagOut
 
     @extend_schema(
         operation_id="flags_list",
         summary="List flags, with a summary of their state in every environment",
         parameters=FLAG_LIST_PARAMETERS,
-        responses=s.FlagOut(many=True),
+        responses=FlagOut(many=True),
     )
     def get(self, request: Request) -> Response:
         flags = self.paginate_queryset(selectors.flag_list(_flag_filters(request)))
-        return self.get_paginated_response(s.FlagOut(flags, many=True).data)
+        return self.get_paginated_response(FlagOut(flags, many=True).data)
 
     @extend_schema(
         operation_id="flags_create",
         summary="Create a flag (off in every environment)",
         parameters=[REASON_HEADER_PARAMETER],
-        request=s.FlagCreateIn,
-        responses={201: s.FlagDetailOut, 409: CONFLICT},
+        request=FlagCreateIn,
+        responses={201: FlagDetailOut, 409: CONFLICT},
     )
     def post(self, request: Request) -> Response:
-        data = valid_body(s.FlagCreateIn, request)
+        data = valid_body(FlagCreateIn, request)
         flag = services.flag_create(
             actor=actor_for(request), reason=reason_of(request, data), **changes_in(data)
         )
         return Response(
-            s.FlagDetailOut(flag_or_404(flag.key, with_states=True)).data,
+            FlagDetailOut(flag_or_404(flag.key, with_states=True)).data,
             status=status.HTTP_201_CREATED,
             headers={"Location": f"/api/v1/flags/{flag.key}/"},
         )
@@ -114,10 +206,10 @@ class FlagDetailView(ApiView):
     @extend_schema(
         operation_id="flags_get",
         summary="A flag with its full state in every environment",
-        responses=s.FlagDetailOut,
+        responses=FlagDetailOut,
     )
     def get(self, request: Request, key: str) -> Response:
-        return Response(s.FlagDetailOut(flag_or_404(key, with_states=True)).data)
+        return Response(FlagDetailOut(flag_or_404(key, with_states=True)).data)
 
     @extend_schema(
         operation_id="flags_update",
@@ -125,16 +217,16 @@ class FlagDetailView(ApiView):
         description="Key and type are fixed. Variant changes are checked against the flag's "
         "states and other flags' prerequisites.",
         parameters=[REASON_HEADER_PARAMETER],
-        request=s.FlagUpdateIn,
-        responses={200: s.FlagDetailOut, 409: ARCHIVED_CONFLICT},
+        request=FlagUpdateIn,
+        responses={200: FlagDetailOut, 409: ARCHIVED_CONFLICT},
     )
     def patch(self, request: Request, key: str) -> Response:
         flag = flag_or_404(key)
-        data = valid_body(s.FlagUpdateIn, request)
+        data = valid_body(FlagUpdateIn, request)
         services.flag_update(
             actor=actor_for(request), flag=flag, reason=reason_of(request, data), **changes_in(data)
         )
-        return Response(s.FlagDetailOut(flag_or_404(key, with_states=True)).data)
+        return Response(FlagDetailOut(flag_or_404(key, with_states=True)).data)
 
     @extend_schema(
         operation_id="flags_delete",
@@ -144,7 +236,7 @@ class FlagDetailView(ApiView):
         "Give the reason in the X-Reason header (or a JSON body).",
         parameters=[REASON_HEADER_PARAMETER],
         request=s.ReasonIn,
-        responses={200: s.FlagDetailOut},
+        responses={200: FlagDetailOut},
     )
     def delete(self, request: Request, key: str) -> Response:
         return _archive(request, key)
@@ -154,7 +246,7 @@ def _archive(request: Request, key: str) -> Response:
     flag = flag_or_404(key)
     data = valid_body(s.ReasonIn, request)
     services.flag_archive(actor=actor_for(request), flag=flag, reason=reason_of(request, data))
-    return Response(s.FlagDetailOut(flag_or_404(key, with_states=True)).data)
+    return Response(FlagDetailOut(flag_or_404(key, with_states=True)).data)
 
 
 class FlagArchiveView(ApiView):
@@ -167,7 +259,7 @@ class FlagArchiveView(ApiView):
         "archived flag changes nothing.",
         parameters=[REASON_HEADER_PARAMETER],
         request=s.ReasonIn,
-        responses=s.FlagDetailOut,
+        responses=FlagDetailOut,
     )
     def post(self, request: Request, key: str) -> Response:
         return _archive(request, key)
@@ -181,7 +273,7 @@ class FlagUnarchiveView(ApiView):
         summary="Bring an archived flag back with the states it had",
         parameters=[REASON_HEADER_PARAMETER],
         request=s.ReasonIn,
-        responses=s.FlagDetailOut,
+        responses=FlagDetailOut,
     )
     def post(self, request: Request, key: str) -> Response:
         flag = flag_or_404(key)
@@ -189,4 +281,4 @@ class FlagUnarchiveView(ApiView):
         services.flag_unarchive(
             actor=actor_for(request), flag=flag, reason=reason_of(request, data)
         )
-        return Response(s.FlagDetailOut(flag_or_404(key, with_states=True)).data)
+        return Response(FlagDetailOut(flag_or_404(key, with_states=True)).data)

@@ -22,6 +22,7 @@ from flags.api.auth import actor_for, principal_of
 from flags.api.http import reason_of
 from flags.api.lookups import flag_or_404, valid_body
 from flags.api.permissions import FlagKillPermission, FlagRestorePermission
+from flags.api.states import KillField
 from flags.errors import ValidationFailed
 from flags.kill_answers import KillOutcome, kill_answer, kill_out
 from flags.models import ApiToken, Environment, Flag
@@ -89,7 +90,7 @@ KILL_STATE = inline_serializer(
         "flag": serializers.CharField(),
         "environment": serializers.CharField(),
         "killed": serializers.BooleanField(),
-        "kill": s.KillField(allow_null=True),
+        "kill": KillField(allow_null=True),
         "killed_for_seconds": serializers.FloatField(allow_null=True),
         "state_version": serializers.IntegerField(),
         "propagation": PROPAGATION,
@@ -104,7 +105,7 @@ KILL_ANSWER = inline_serializer(
         "changed": serializers.BooleanField(
             help_text="False when it already was so: nothing written."
         ),
-        "kill": s.KillField(allow_null=True),
+        "kill": KillField(allow_null=True),
         "killed_for_seconds": serializers.FloatField(allow_null=True),
         "state_version": serializers.IntegerField(),
         "environment_version": serializers.IntegerField(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -25,6 +25,43 @@ from flagsvc.api.errors import InvalidParameter
 from flagsvc.api.views import ApiView
 
 
+class TokenOut(serializers.Serializer):
+    """A token as listed: never its raw value or digest."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    kind = serializers.ChoiceField(choices=ApiToken.Kind.values)
+    environment = serializers.CharField(source="environment.key", allow_null=True, default=None)
+    hint = serializers.CharField(help_text="The raw token's last characters.")
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField()
+    last_used_at = serializers.DateTimeField(
+        allow_null=True, help_text="Recorded at most once a minute per process."
+    )
+    revoked = serializers.BooleanField()
+    revoked_at = serializers.DateTimeField(allow_null=True)
+    revoked_by = serializers.CharField()
+
+
+class TokenIssuedOut(TokenOut):
+    token = serializers.CharField(
+        help_text="The raw token. Shown this once: store it now, it cannot be read again."
+    )
+
+
+class TokenCreateIn(s.InputSerializer):
+    name = serializers.CharField(max_length=100, help_text="e.g. checkout-service")
+    kind = s.choice_field(list(ApiToken.Kind.values))
+    environment = serializers.CharField(
+        required=False,
+        allow_null=True,
+        max_length=64,
+        help_text="Environment key: required for server and client keys, optional for kill "
+        "keys, not allowed for admin tokens.",
+    )
+    reason = s.reason_field()
+
+
 class TokenListView(ApiView):
     permission_classes = [TokenPermission]
 
@@ -40,7 +77,7 @@ class TokenListView(ApiView):
                 description="any (default), false: live tokens only, true: revoked only.",
             ),
         ],
-        responses=s.TokenOut(many=True),
+        responses=TokenOut(many=True),
     )
     def get(self, request: Request) -> Response:
         kind = request.query_params.get("kind") or None
@@ -51,17 +88,17 @@ class TokenListView(ApiView):
         tokens = selectors.token_list(
             kind=kind, revoked=boolean_parameter(request, "revoked", None)
         )
-        return Response(s.TokenOut(tokens, many=True).data)
+        return Response(TokenOut(tokens, many=True).data)
 
     @extend_schema(
         operation_id="tokens_create",
         summary="Issue a token; its value is in this answer only",
         parameters=[REASON_HEADER_PARAMETER],
-        request=s.TokenCreateIn,
-        responses={201: s.TokenIssuedOut},
+        request=TokenCreateIn,
+        responses={201: TokenIssuedOut},
     )
     def post(self, request: Request) -> Response:
-        data = valid_body(s.TokenCreateIn, request)
+        data = valid_body(TokenCreateIn, request)
         token, raw = services.token_issue(
             actor=actor_for(request),
             kind=data["kind"],
@@ -69,7 +106,7 @@ class TokenListView(ApiView):
             environment=environment_in_body(data.get("environment"), "environment"),
             reason=reason_of(request, data),
         )
-        body = {**s.TokenOut(token).data, "token": raw}
+        body = {**TokenOut(token).data, "token": raw}
         # The raw value must not linger in any cache between here and the caller.
         return Response(body, status=status.HTTP_201_CREATED, headers={"Cache-Control": "no-store"})
 
@@ -78,10 +115,10 @@ class TokenDetailView(ApiView):
     permission_classes = [TokenPermission]
 
     @extend_schema(
-        operation_id="tokens_get", summary="A token (never its value)", responses=s.TokenOut
+        operation_id="tokens_get", summary="A token (never its value)", responses=TokenOut
     )
     def get(self, request: Request, token_id: int) -> Response:
-        return Response(s.TokenOut(token_or_404(token_id)).data)
+        return Response(TokenOut(token_or_404(token_id)).data)
 
 
 class TokenRevokeView(ApiView):
@@ -93,7 +130,7 @@ class TokenRevokeView(ApiView):
         description="Revoking a revoked token changes nothing.",
         parameters=[REASON_HEADER_PARAMETER],
         request=s.ReasonIn,
-        responses=s.TokenOut,
+        responses=TokenOut,
     )
     def post(self, request: Request, token_id: int) -> Response:
         token = token_or_404(token_id)
@@ -101,4 +138,4 @@ class TokenRevokeView(ApiView):
         token = services.token_revoke(
             actor=actor_for(request), token=token, reason=reason_of(request, data)
         )
-        return Response(s.TokenOut(token).data)
+        return Response(TokenOut(token).data)
