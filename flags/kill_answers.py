@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from django.utils import timezone
 
+from flags import propagation
 from flags.models import Environment, FlagState
 
 
@@ -44,3 +46,20 @@ def kill_answer(outcome: KillOutcome, environment: Environment) -> dict[str, Any
         "changed": outcome.changed,
         "environment_version": outcome.environment_version,
     }
+
+
+def kills_with_propagation(
+    states: Iterable[FlagState],
+) -> list[tuple[FlagState, propagation.Confirmation]]:
+    """Each killed state with whether every live edge process serves its environment's
+    current version (which includes the kill); one status read per environment."""
+    statuses: dict[str, propagation.Confirmation] = {}
+    rows = []
+    for state in states:
+        environment = state.environment
+        if environment.key not in statuses:
+            statuses[environment.key] = propagation.environment_status(
+                environment.key, environment.lineage, environment.version
+            )
+        rows.append((state, statuses[environment.key]))
+    return rows

@@ -17,6 +17,7 @@ from flags import propagation, selectors, services
 from flags.admin.base import ACTION_PERMISSIONS, admin_page, lacks_permission
 from flags.admin.forms import EnvironmentActionForm
 from flags.errors import ServiceError
+from flags.kill_answers import kills_with_propagation
 from flags.models import Environment, Flag
 
 ACTION_LABELS = {
@@ -87,15 +88,7 @@ class EnvironmentActions(admin.ModelAdmin):
         if not self.has_view_or_change_permission(request):
             raise PermissionDenied
         # Is each kill live at every edge process? (its environment's current version)
-        statuses: dict[str, propagation.Confirmation] = {}
-        rows = []
-        for state in selectors.active_kills():
-            environment = state.environment
-            if environment.key not in statuses:
-                statuses[environment.key] = propagation.environment_status(
-                    environment.key, environment.lineage, environment.version
-                )
-            rows.append((state, statuses[environment.key]))
+        rows = kills_with_propagation(selectors.active_kills())
         return admin_page(
             self, request, "admin/flags/flag/active_kills.html", "Active kills", kills=rows
         )

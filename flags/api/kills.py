@@ -24,7 +24,7 @@ from flags.api.lookups import flag_or_404, valid_body
 from flags.api.permissions import FlagKillPermission, FlagRestorePermission
 from flags.api.states import KillField
 from flags.errors import ValidationFailed
-from flags.kill_answers import KillOutcome, kill_answer, kill_out
+from flags.kill_answers import KillOutcome, kill_answer, kill_out, kills_with_propagation
 from flags.models import ApiToken, Environment, Flag
 from flagsvc.api.views import ApiView
 
@@ -303,20 +303,8 @@ class KillListView(ApiView):
         asked = request.query_params.get("environment")
         bound = _bound_environment(request, asked, "list")
         states = selectors.active_kills(environment_key=asked or bound)
-        # Whether each kill is live at every edge process: the environment's current
-        # version (which includes the kill) against what each process serves.
-        live: dict[str, dict[str, Any]] = {}
-        for state in states:
-            environment = state.environment
-            if environment.key not in live:
-                live[environment.key] = propagation.environment_status(
-                    environment.key, environment.lineage, environment.version
-                ).as_dict()
+        # Whether each kill is live at every edge process (its environment's current version).
+        rows = kills_with_propagation(states)
         return Response(
-            {
-                "kills": [
-                    {**kill_out(state), "propagation": live[state.environment.key]}
-                    for state in states
-                ]
-            }
+            {"kills": [{**kill_out(state), "propagation": live.as_dict()} for state, live in rows]}
         )
