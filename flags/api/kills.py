@@ -25,7 +25,7 @@ from flags.api.permissions import FlagKillPermission, FlagRestorePermission
 from flags.api.states import KillField
 from flags.errors import ValidationFailed
 from flags.kill_answers import KillOutcome, kill_answer, kill_out, kills_with_propagation
-from flags.models import ApiToken, Environment, Flag
+from flags.models import ApiToken, Environment
 from flagsvc.api.views import ApiView
 
 # Where a flag missing from a kill request can be looked for.
@@ -163,10 +163,6 @@ def _target_environment(request: Request, asked: str | None) -> Environment:
     return environment
 
 
-def _flag(key: str) -> Flag:
-    return flag_or_404(key, hint=KILLS_HINT)
-
-
 # --- kill / restore one flag ------------------------------------------------------------------
 
 
@@ -177,7 +173,7 @@ class _FlagKillView(ApiView):
     def post(self, request: Request, key: str) -> Response:
         started_at = time.time()
         data = valid_body(KillIn, request)
-        flag = _flag(key)
+        flag = flag_or_404(key, hint=KILLS_HINT)
         environment = _target_environment(request, data.get("environment"))
         operation = services.flag_kill if self.action == "kill" else services.flag_restore
         outcome = operation(

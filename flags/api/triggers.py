@@ -51,6 +51,8 @@ class _TriggerThrottle(SimpleRateThrottle):
         return str(rate) if rate else None
 
     def allow_request(self, request: Request, view: Any) -> bool:
+        if self.rate is None or self.get_cache_key(request, view) is None:
+            return True  # (a database error looking the trigger up answers as such: 503)
         try:
             return super().allow_request(request, view)
         except Exception:  # the kill must not depend on the cache being up
