@@ -30,9 +30,9 @@ from rest_framework.response import Response
 
 from audit.models import AuditEvent
 from audit.selectors import AuditFilters, audit_event_chunks, audit_events
-from flags.api.base import ApiListView, StrictPageSize
-from flags.api.errors import InvalidParameter
-from flags.api.permissions import model_permissions
+from flagsvc.api.errors import InvalidParameter
+from flagsvc.api.permissions import model_permission_class
+from flagsvc.api.views import ApiListView, StrictPageSize
 
 EXPORT_COLUMNS = (
     "sequence",
@@ -267,7 +267,7 @@ class AuditCursorPagination(StrictPageSize):
 
 
 class AuditEventListView(ApiListView):
-    permission_classes = [model_permissions(AuditEvent)]
+    permission_classes = [model_permission_class(AuditEvent)]
     pagination_class = AuditCursorPagination
     serializer_class = AuditEventOut
     renderer_classes = [JSONRenderer, CSVRenderer, JSONLinesRenderer]

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
+from flagsvc.refusals import Refusal
 
-class ServiceError(Exception):
+
+class ServiceError(Refusal):
     """A refused change. Nothing was written."""
-
-    code = "invalid_request"
-    status = 400
-
-    def __init__(self, message: str, fields: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.fields = fields or {}
 
 
 class ValidationFailed(ServiceError):

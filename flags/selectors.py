@@ -6,9 +6,18 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Count, Max, Min, QuerySet
+from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet
 
-from flags.models import ApiToken, Environment, Flag, FlagState, RolloutPlan, Segment
+from flags.models import (
+    ApiToken,
+    Environment,
+    Flag,
+    FlagState,
+    KillTrigger,
+    RolloutPlan,
+    Segment,
+    Tag,
+)
 
 SNAPSHOT_SCHEMA_VERSION = 1
 
@@ -259,20 +268,114 @@ def api_token_fingerprint() -> tuple[Any, ...]:
     return (row["n"], row["created"], row["revoked"])
 
 
-# --- added on arch-services: reads the write side needs ---------------------------------------
+# --- arch-callers: reads for the API, the admin and the management commands -------------------
 
 
-def prerequisite_graph(
-    environment: Environment, *, exclude_flag_id: int | None = None
-) -> dict[str, Any]:
+def active_kills(environment_key: str | None = None) -> QuerySet[FlagState]:
+    """Live flags' states that are killed (in one environment, or all), newest kill first."""
+    states = (
+        FlagState.objects.filter(killed_at__isnull=False, flag__archived_at__isnull=True)
+        .select_related("flag", "environment")
+        .order_by("-killed_at")
+    )
+    if environment_key:
+        states = states.filter(environment__key=environment_key)
+    return states
+
+
+def trigger_list() -> QuerySet[KillTrigger]:
+    """Every trigger URL (revoked ones too) with its flag and environment, newest first."""
+    return KillTrigger.objects.select_related("flag", "environment").order_by("-created_at")
+
+
+def trigger_get(trigger_id: int) -> KillTrigger | None:
+    return trigger_list().filter(pk=trigger_id).first()
+
+
+def live_trigger_by_digest(digest: str) -> KillTrigger | None:
+    """The unrevoked trigger whose secret has this digest (``flags.tokens.token_digest``)."""
+    return trigger_list().filter(digest=digest, revoked_at__isnull=True).first()
+
+
+def environments_in_order() -> QuerySet[Environment]:
+    """Every environment, in the order pages show them (sort order, then creation)."""
+    return Environment.objects.order_by("sort_order", "id")
+
+
+def environment_by_id(environment_id: int) -> Environment:
+    """The environment as stored now (e.g. its current version after a change)."""
+    return Environment.objects.get(pk=environment_id)
+
+
+def with_flag_counts(environments: QuerySet[Environment]) -> QuerySet[Environment]:
+    """``environments`` annotated with ``n_flags`` (live flags) and ``n_killed`` (killed states)."""
+    return environments.annotate(
+        n_flags=Count("flag_states", filter=Q(flag_states__flag__archived_at__isnull=True)),
+        n_killed=Count("flag_states", filter=Q(flag_states__killed_at__isnull=False)),
+    )
+
+
+def flag_by_id(flag_id: int | str) -> Flag | None:
+    return Flag.objects.filter(pk=flag_id).first()
+
+
+def stored_flag(flag_id: int) -> Flag:
+    """The flag as stored now (a form may have changed the instance in hand)."""
+    return Flag.objects.get(pk=flag_id)
+
+
+def with_tags_and_states(flags: QuerySet[Flag]) -> QuerySet[Flag]:
+    """``flags`` with their tags and every state (with its environment): three queries in all."""
+    return flags.prefetch_related(
+        "tags", Prefetch("states", queryset=FlagState.objects.select_related("environment"))
+    )
+
+
+def tag_names() -> list[str]:
+    return [tag.name for tag in Tag.objects.all()]
+
+
+def flag_ids_killed_somewhere() -> QuerySet[FlagState, int]:
+    """``flag_id`` of every killed state (archived flags too), for ``id__in`` filters."""
+    return FlagState.objects.filter(killed_at__isnull=False).values_list("flag_id", flat=True)
+
+
+def states_serving(environment_key: str, serving: str) -> QuerySet[FlagState]:
+    """States in the environment that are ``killed``, ``off``, ``on`` or in a ``rollout``
+    (enabled, not killed, and a split in the default serve or in any rule)."""
+    states = FlagState.objects.filter(environment__key=environment_key)
+    if serving == "killed":
+        return states.filter(killed_at__isnull=False)
+    if serving == "off":
+        return states.filter(killed_at__isnull=True, enabled=False)
+    if serving == "on":
+        return states.filter(killed_at__isnull=True, enabled=True)
+    if serving == "rollout":
+        ids = [
+            s.pk
+            for s in states.filter(killed_at__isnull=True, enabled=True)
+            if "split" in (s.default_serve or {})
+            or any("split" in (r.get("serve") or {}) for r in s.rules or ())
+        ]
+        return FlagState.objects.filter(pk__in=ids)
+    return states
+
+
+def flag_state_version(flag: Flag, environment: Environment) -> int:
+    """The version of the flag's state in the environment as stored now."""
+    return int(
+        FlagState.objects.filter(flag=flag, environment=environment)
+        .values_list("version", flat=True)
+        .get()
+    )
+
+
+def flag_graph(environment: Environment, *, exclude_flag_id: int | None = None) -> dict[str, Any]:
     """Every other live flag's variants and prerequisites in the environment (one query)."""
-    states = FlagState.objects.filter(
-        environment=environment, flag__archived_at__isnull=True
-    ).select_related("flag")
     return {
-        s.flag.key: {"variants": s.flag.variants, "prerequisites": s.prerequisites}
-        for s in states
-        if s.flag_id != exclude_flag_id
+        state.flag.key: {"variants": state.flag.variants, "prerequisites": state.prerequisites}
+        for state in live_states(environment)
+        if state.flag_id != exclude_flag_id
     }
 
 
@@ -287,3 +390,55 @@ def rollout_next_due_between(start: datetime, end: datetime) -> datetime | None:
         status__in=RolloutPlan.ADVANCING, next_due_at__gt=start, next_due_at__lt=end
     ).aggregate(due=Min("next_due_at"))["due"]
     return due
+
+
+def stored_segment(segment_id: int) -> Segment:
+    """The segment as stored now (a form may have changed the instance in hand)."""
+    return Segment.objects.select_related("environment").get(pk=segment_id)
+
+
+def api_token_by_id(token_id: int) -> ApiToken:
+    return ApiToken.objects.select_related("environment").get(pk=token_id)
+
+
+def rollout_plan_active(flag: Flag, environment_key: str) -> RolloutPlan | None:
+    """The flag's active rollout plan in the environment named ``environment_key``, if any."""
+    return RolloutPlan.objects.filter(
+        flag=flag, environment__key=environment_key, status__in=RolloutPlan.ACTIVE
+    ).first()
+
+
+def rollout_plan_of_flag(flag: Flag, plan_id: int | str) -> RolloutPlan | None:
+    return (
+        RolloutPlan.objects.select_related("flag", "environment")
+        .filter(pk=plan_id, flag=flag)
+        .first()
+    )
+
+
+def environment_by_key(key: str) -> Environment | None:
+    return Environment.objects.filter(key=key).first()
+
+
+def environment_keys() -> list[str]:
+    return [environment.key for environment in environments_in_order()]
+
+
+def flag_by_key(key: str) -> Flag | None:
+    return Flag.objects.filter(key=key).first()
+
+
+def segment_exists(environment: Environment, key: str) -> bool:
+    return Segment.objects.filter(environment=environment, key=key).exists()
+
+
+def live_state_count() -> int:
+    """How many states live flags have (one per flag and environment)."""
+    return FlagState.objects.filter(flag__archived_at__isnull=True).count()
+
+
+def live_token_exists(digest: str, kind: str, environment: Environment | None) -> bool:
+    """Whether an unrevoked token of ``kind`` bound to ``environment`` has this digest."""
+    return ApiToken.objects.filter(
+        digest=digest, kind=kind, environment=environment, revoked_at__isnull=True
+    ).exists()

@@ -261,7 +261,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 # The management API (flags/api, audit/api.py): admin tokens or staff sessions, JSON
 # only, one error body; API_ADMIN_TOKEN_RATE limits requests per admin token
-# (DRF rate syntax, e.g. 1200/minute; counted in the default cache).
+# (DRF rate syntax, e.g. 1200/minute; counted in the default cache). Trigger URLs: firings
+# per trigger, and tries of unknown secrets per address (flags/api/triggers.py).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "flags.api.auth.BearerTokenAuthentication",
@@ -273,8 +274,10 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["flags.api.http.AdminTokenThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "admin_token": env.str("API_ADMIN_TOKEN_RATE", default="1200/minute"),
+        "trigger_firing": "30/minute",
+        "trigger_unknown": "60/minute",
     },
-    "EXCEPTION_HANDLER": "flags.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "flagsvc.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "flags.api.schema.ApiAutoSchema",
 }
 SPECTACULAR_SETTINGS = {

@@ -6,7 +6,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from flags.api.errors import api_not_found
+from flagsvc.api.errors import api_not_found
 
 
 def django_ping(request: HttpRequest) -> JsonResponse:
@@ -30,4 +30,4 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
 ]
 
-handler500 = "flags.api.errors.server_error"
+handler500 = "flagsvc.api.errors.server_error"

@@ -1,8 +1,7 @@
-"""The incident commander's endpoints: kill and restore a flag or a tag, list active kills, triggers.
+"""The incident commander's endpoints: kill and restore a flag or a tag, list active kills.
 
 Kill keys (and admin tokens or staff sessions) may call them; a kill key bound to
-an environment acts only there. Trigger URLs need no other credential: the secret
-in the path is the credential.
+an environment acts only there. Trigger URLs (``flags.api.triggers``) answer the same.
 """
 
 from __future__ import annotations
@@ -10,41 +9,27 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from django.core.cache import cache
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import (
-    OpenApiParameter,
-    OpenApiResponse,
-    extend_schema,
-    inline_serializer,
-)
-from rest_framework import exceptions, serializers, status
-from rest_framework.permissions import AllowAny
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flags import propagation, services
-from flags.api import selectors
+from flags import propagation, selectors, services
+from flags.api import selectors as api_selectors
 from flags.api import serializers as s
-from flags.api.alerts import ALERT_BODY_OUT, alert_body_of
 from flags.api.auth import actor_for, principal_of
-from flags.api.base import ApiView
-from flags.api.errors import ApiNotFound
 from flags.api.http import reason_of
-from flags.api.permissions import (
-    FlagKillPermission,
-    FlagRestorePermission,
-    TriggerPermission,
-    model_permissions,
-)
+from flags.api.lookups import flag_or_404, valid_body
+from flags.api.permissions import FlagKillPermission, FlagRestorePermission
+from flags.api.states import KillField
 from flags.errors import ValidationFailed
-from flags.kill_answers import kill_out
-from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger
-from flags.tokens import token_digest
+from flags.kill_answers import KillOutcome, kill_answer, kill_out, kills_with_propagation
+from flags.models import ApiToken, Environment
+from flagsvc.api.views import ApiView
 
-TRIGGER_FIRINGS_PER_MINUTE = 30
-UNKNOWN_TRIGGER_TRIES_PER_MINUTE = 60
+# Where a flag missing from a kill request can be looked for.
+KILLS_HINT = "Check the key (GET /api/v1/kills/ lists active kills)."
 
 
 # --- bodies -------------------------------------------------------------------------------
@@ -69,6 +54,15 @@ def confirmed(environment: Environment, version: int, started_at: float) -> dict
     return propagation.change_confirm(
         environment.key, environment.lineage, version, started_at=started_at
     ).as_dict()
+
+
+def confirmed_kill_answer(
+    outcome: KillOutcome, environment: Environment, started_at: float
+) -> dict[str, Any]:
+    """A one-flag kill or restore's answer, with how far it has propagated."""
+    answer = kill_answer(outcome, environment)
+    answer["propagation"] = confirmed(environment, outcome.environment_version, started_at)
+    return answer
 
 
 PROPAGATION = inline_serializer(
@@ -96,7 +90,7 @@ KILL_STATE = inline_serializer(
         "flag": serializers.CharField(),
         "environment": serializers.CharField(),
         "killed": serializers.BooleanField(),
-        "kill": s.KillField(allow_null=True),
+        "kill": KillField(allow_null=True),
         "killed_for_seconds": serializers.FloatField(allow_null=True),
         "state_version": serializers.IntegerField(),
         "propagation": PROPAGATION,
@@ -111,7 +105,7 @@ KILL_ANSWER = inline_serializer(
         "changed": serializers.BooleanField(
             help_text="False when it already was so: nothing written."
         ),
-        "kill": s.KillField(allow_null=True),
+        "kill": KillField(allow_null=True),
         "killed_for_seconds": serializers.FloatField(allow_null=True),
         "state_version": serializers.IntegerField(),
         "environment_version": serializers.IntegerField(
@@ -137,44 +131,36 @@ TAG_KILL_ANSWER = inline_serializer(
 # --- scope ------------------------------------------------------------------------------------
 
 
-def _target_environment(request: Request, asked: str | None) -> Environment:
-    """The environment to act on: the body's, or the kill key's own; never another one."""
+def _bound_environment(request: Request, asked: str | None, verb: str) -> str | None:
+    """The environment the caller's kill key is bound to (None: unbound, or no kill key);
+    a 403 when it asks to ``verb`` another one."""
     principal = principal_of(request)
     bound = (
         principal.environment_key if principal and principal.kind == ApiToken.Kind.KILL else None
     )
     if bound and asked and asked != bound:
         raise exceptions.PermissionDenied(
-            f"This kill key is bound to {bound!r}; it cannot act on {asked!r}."
+            f"This kill key is bound to {bound!r}; it cannot {verb} {asked!r}."
         )
+    return bound
+
+
+def _target_environment(request: Request, asked: str | None) -> Environment:
+    """The environment to act on: the body's, or the kill key's own; never another one."""
+    bound = _bound_environment(request, asked, "act on")
     key = asked or bound
     if not key:
         raise ValidationFailed(
             'Say which environment: {"environment": "production", "reason": "..."}.',
             {"environment": "required (this key is not bound to one)"},
         )
-    environment = selectors.environment_get(key)
+    environment = api_selectors.environment_get(key)
     if environment is None:
-        known = ", ".join(e.key for e in selectors.environment_list())
+        known = ", ".join(e.key for e in api_selectors.environment_list())
         raise ValidationFailed(
             f"No environment {key!r}; known: {known}.", {"environment": f"no environment {key!r}"}
         )
     return environment
-
-
-def _flag(key: str) -> Flag:
-    flag = selectors.flag_by_key(key)
-    if flag is None:
-        raise ApiNotFound(
-            f"No flag {key!r}. Check the key (GET /api/v1/kills/ lists active kills)."
-        )
-    return flag
-
-
-def _valid(serializer_class: type[s.InputSerializer], request: Request) -> Any:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 # --- kill / restore one flag ------------------------------------------------------------------
@@ -186,8 +172,8 @@ class _FlagKillView(ApiView):
 
     def post(self, request: Request, key: str) -> Response:
         started_at = time.time()
-        data = _valid(KillIn, request)
-        flag = _flag(key)
+        data = valid_body(KillIn, request)
+        flag = flag_or_404(key, hint=KILLS_HINT)
         environment = _target_environment(request, data.get("environment"))
         operation = services.flag_kill if self.action == "kill" else services.flag_restore
         outcome = operation(
@@ -196,15 +182,7 @@ class _FlagKillView(ApiView):
             environment=environment,
             reason=reason_of(request, data),
         )
-        state = outcome.state
-        state.environment = environment
-        body = {
-            **kill_out(state),
-            "changed": outcome.changed,
-            "environment_version": outcome.environment_version,
-            "propagation": confirmed(environment, outcome.environment_version, started_at),
-        }
-        return Response(body, status=status.HTTP_200_OK)
+        return Response(confirmed_kill_answer(outcome, environment, started_at))
 
 
 class FlagKillView(_FlagKillView):
@@ -247,7 +225,7 @@ class _TagKillView(ApiView):
 
     def post(self, request: Request) -> Response:
         started_at = time.time()
-        data = _valid(TagKillIn, request)
+        data = valid_body(TagKillIn, request)
         environment = _target_environment(request, data.get("environment"))
         operation = (
             services.flag_kill_by_tag if self.action == "kill" else services.flag_restore_by_tag
@@ -319,242 +297,10 @@ class KillListView(ApiView):
     )
     def get(self, request: Request) -> Response:
         asked = request.query_params.get("environment")
-        principal = principal_of(request)
-        bound = (
-            principal.environment_key
-            if principal and principal.kind == ApiToken.Kind.KILL
-            else None
-        )
-        if bound and asked and asked != bound:
-            raise exceptions.PermissionDenied(
-                f"This kill key is bound to {bound!r}; it cannot list {asked!r}."
-            )
-        states = (
-            FlagState.objects.filter(killed_at__isnull=False, flag__archived_at__isnull=True)
-            .select_related("flag", "environment")
-            .order_by("-killed_at")
-        )
-        if asked or bound:
-            states = states.filter(environment__key=asked or bound)
-        # Whether each kill is live at every edge process: the environment's current
-        # version (which includes the kill) against what each process serves.
-        live: dict[str, dict[str, Any]] = {}
-        for state in states:
-            environment = state.environment
-            if environment.key not in live:
-                live[environment.key] = propagation.environment_status(
-                    environment.key, environment.lineage, environment.version
-                ).as_dict()
+        bound = _bound_environment(request, asked, "list")
+        states = selectors.active_kills(environment_key=asked or bound)
+        # Whether each kill is live at every edge process (its environment's current version).
+        rows = kills_with_propagation(states)
         return Response(
-            {
-                "kills": [
-                    {**kill_out(state), "propagation": live[state.environment.key]}
-                    for state in states
-                ]
-            }
-        )
-
-
-# --- trigger URLs ---------------------------------------------------------------------------------------
-
-
-class TriggerCreateIn(s.InputSerializer):
-    name = serializers.CharField(
-        max_length=100, help_text="Who fires it, e.g. datadog-checkout-5xx."
-    )
-    flag = serializers.CharField(max_length=100)
-    environment = serializers.CharField(max_length=64)
-    action = serializers.ChoiceField(choices=["kill", "restore"], default="kill")
-    reason = s.reason_field()
-
-
-def trigger_out(trigger: KillTrigger) -> dict[str, Any]:
-    return {
-        "id": trigger.pk,
-        "name": trigger.name,
-        "flag": trigger.flag.key,
-        "environment": trigger.environment.key,
-        "action": trigger.action,
-        "hint": trigger.hint,
-        "created_at": trigger.created_at,
-        "created_by": trigger.created_by,
-        "revoked": trigger.revoked,
-        "revoked_at": trigger.revoked_at,
-    }
-
-
-TRIGGER_OUT = inline_serializer(
-    "Trigger",
-    {
-        "id": serializers.IntegerField(),
-        "name": serializers.CharField(),
-        "flag": serializers.CharField(),
-        "environment": serializers.CharField(),
-        "action": serializers.ChoiceField(choices=["kill", "restore"]),
-        "hint": serializers.CharField(help_text="The secret's last characters."),
-        "created_at": serializers.DateTimeField(),
-        "created_by": serializers.CharField(),
-        "revoked": serializers.BooleanField(),
-        "revoked_at": serializers.DateTimeField(allow_null=True),
-    },
-)
-
-
-class TriggerListView(ApiView):
-    permission_classes = [TriggerPermission]
-
-    @extend_schema(
-        operation_id="triggers_list",
-        summary="Trigger URLs (never their secrets)",
-        responses={
-            200: inline_serializer(
-                "TriggerList", {"triggers": serializers.ListField(child=TRIGGER_OUT)}
-            )
-        },
-        tags=["kill switch"],
-    )
-    def get(self, request: Request) -> Response:
-        triggers = KillTrigger.objects.select_related("flag", "environment").order_by("-created_at")
-        return Response({"triggers": [trigger_out(t) for t in triggers]})
-
-    @extend_schema(
-        operation_id="triggers_create",
-        summary="Create a trigger URL for an APM alert (the URL is shown once)",
-        request=TriggerCreateIn,
-        responses={
-            201: inline_serializer(
-                "TriggerCreated",
-                {
-                    "trigger": TRIGGER_OUT,
-                    "url": serializers.CharField(help_text="POST here to fire; shown once."),
-                },
-            )
-        },
-        tags=["kill switch"],
-    )
-    def post(self, request: Request) -> Response:
-        data = _valid(TriggerCreateIn, request)
-        flag = _flag(data["flag"])
-        environment = selectors.environment_get(data["environment"])
-        if environment is None:
-            raise ValidationFailed(
-                f"No environment {data['environment']!r}.", {"environment": "unknown"}
-            )
-        trigger, secret = services.trigger_create(
-            actor=actor_for(request),
-            name=data["name"],
-            flag=flag,
-            environment=environment,
-            action=data["action"],
-            reason=reason_of(request, data),
-        )
-        url = request.build_absolute_uri(f"/api/v1/triggers/{secret}/")
-        return Response(
-            {"trigger": trigger_out(trigger), "url": url},
-            status=status.HTTP_201_CREATED,
-            headers={"Cache-Control": "no-store"},
-        )
-
-
-class TriggerRevokeView(ApiView):
-    permission_classes = [model_permissions(KillTrigger, POST="change")]
-
-    @extend_schema(
-        operation_id="triggers_revoke",
-        summary="Revoke a trigger URL (it answers 404 from now on)",
-        request=s.ReasonIn,
-        responses={200: TRIGGER_OUT},
-        tags=["kill switch"],
-    )
-    def post(self, request: Request, trigger_id: int) -> Response:
-        trigger = (
-            KillTrigger.objects.select_related("flag", "environment").filter(pk=trigger_id).first()
-        )
-        if trigger is None:
-            raise ApiNotFound(
-                f"No trigger with id {trigger_id}. List them with GET /api/v1/triggers/."
-            )
-        data = _valid(s.ReasonIn, request)
-        trigger = services.trigger_revoke(
-            actor=actor_for(request), trigger=trigger, reason=reason_of(request, data)
-        )
-        return Response(trigger_out(trigger))
-
-
-def _over_limit(key: str, limit: int) -> bool:
-    """Count one hit in a one-minute window; True when over ``limit``. Fails open without a cache."""
-    window = int(timezone.now().timestamp() // 60)
-    name = f"flagsvc:trigger:{key}:{window}"
-    try:
-        added = cache.add(name, 1, timeout=90)
-        count = 1 if added else cache.incr(name)
-    except Exception:  # the kill must not depend on the cache being up
-        return False
-    return count > limit
-
-
-class TriggerFireView(ApiView):
-    """``POST /api/v1/triggers/{secret}/``: the secret is the credential."""
-
-    authentication_classes: list[Any] = []
-    permission_classes = [AllowAny]
-    parser_classes: list[Any] = []  # alert tools post bodies of every shape; read raw, never 415
-
-    @extend_schema(
-        operation_id="triggers_fire",
-        summary="Fire a trigger URL (for APM alerts): kills or restores its flag",
-        description="Needs no other credential. Unknown or revoked secrets answer 404. "
-        f"Rate-limited to {TRIGGER_FIRINGS_PER_MINUTE} firings a minute per trigger (429 with "
-        "Retry-After). Every firing is on the audit trail with the trigger's name and the caller's "
-        'address; a body with a "note" (or title/message) string adds it to the reason. '
-        "The body is optional context: whatever it is (too large, not JSON), the trigger fires.",
-        request=None,
-        responses={
-            200: inline_serializer(
-                "TriggerFired", {**KILL_ANSWER.fields, "alert_body": ALERT_BODY_OUT}
-            ),
-            404: OpenApiResponse(description="Unknown or revoked trigger."),
-            429: OpenApiResponse(description="Fired too often; see Retry-After."),
-        },
-        tags=["kill switch"],
-        auth=[],
-    )
-    def post(self, request: Request, secret: str) -> Response:
-        started_at = time.time()
-        source_ip = request.META.get("REMOTE_ADDR", "") or ""
-        trigger = (
-            KillTrigger.objects.select_related("flag", "environment")
-            .filter(digest=token_digest(secret), revoked_at__isnull=True)
-            .first()
-        )
-        if trigger is None:
-            if _over_limit(f"unknown:{source_ip}", UNKNOWN_TRIGGER_TRIES_PER_MINUTE):
-                raise exceptions.Throttled(wait=60)
-            raise ApiNotFound(
-                "No such trigger (unknown or revoked). Ask an admin for the current URL."
-            )
-        if _over_limit(trigger.digest[:24], TRIGGER_FIRINGS_PER_MINUTE):
-            raise exceptions.Throttled(
-                wait=60 - int(timezone.now().timestamp()) % 60,
-                detail=f"Trigger {trigger.name!r} fired more than {TRIGGER_FIRINGS_PER_MINUTE} times this minute.",
-            )
-        alert_body = alert_body_of(request)  # bounded, and never raises: the URL alone fires
-        outcome = services.trigger_fire(
-            trigger=trigger,
-            source_ip=source_ip,
-            request_id=getattr(request, "request_id", ""),
-            note=alert_body.note,
-        )
-        state = outcome.state
-        state.environment = trigger.environment
-        return Response(
-            {
-                **kill_out(state),
-                "changed": outcome.changed,
-                "environment_version": outcome.environment_version,
-                "propagation": confirmed(
-                    trigger.environment, outcome.environment_version, started_at
-                ),
-                "alert_body": alert_body.answer(),
-            }
+            {"kills": [{**kill_out(state), "propagation": live.as_dict()} for state, live in rows]}
         )

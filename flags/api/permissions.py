@@ -13,7 +13,7 @@ admin tokens and superusers only.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.db import models
 from rest_framework import exceptions
@@ -22,6 +22,7 @@ from rest_framework.request import Request
 
 from flags.api.auth import principal_of
 from flags.models import ApiToken, Flag, KillTrigger
+from flagsvc.api.permissions import codename_pattern, model_permission_class
 
 KIND_LABELS = {
     ApiToken.Kind.ADMIN: "an admin token",
@@ -44,10 +45,6 @@ def _either(labels: list[str]) -> str:
     return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " or " + labels[-1]
 
 
-def _model_perm(action: str) -> list[str]:
-    return [f"%(app_label)s.{action}_%(model_name)s"]
-
-
 class ApiPermission(DjangoModelPermissions):
     """Tokens by kind; staff sessions by their Django permissions on ``model``.
 
@@ -57,13 +54,13 @@ class ApiPermission(DjangoModelPermissions):
     kinds: ClassVar[tuple[str, ...]] = (ApiToken.Kind.ADMIN,)
     model: ClassVar[type[models.Model] | None] = None
     perms_map: dict[str, list[str]] = {
-        "GET": _model_perm("view"),
-        "HEAD": _model_perm("view"),
-        "OPTIONS": _model_perm("view"),
-        "POST": _model_perm("add"),
-        "PUT": _model_perm("change"),
-        "PATCH": _model_perm("change"),
-        "DELETE": _model_perm("delete"),
+        "GET": codename_pattern("view"),
+        "HEAD": codename_pattern("view"),
+        "OPTIONS": codename_pattern("view"),
+        "POST": codename_pattern("add"),
+        "PUT": codename_pattern("change"),
+        "PATCH": codename_pattern("change"),
+        "DELETE": codename_pattern("delete"),
     }
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -141,16 +138,10 @@ def model_permissions(
     """
     for kind in kinds:
         ApiToken.Kind(kind)  # fail at import time on a typo
-    perms_map = {
-        **base.perms_map,
-        **{method: _model_perm(action) for method, action in actions.items()},
-    }
-    suffix = "".join(f"_{method}_{action}" for method, action in actions.items())
-    return type(
-        f"{model.__name__}Permission{suffix}",
-        (base,),
-        {"model": model, "kinds": tuple(kinds), "perms_map": perms_map},
+    permission = model_permission_class(
+        model, base=base, attributes={"kinds": tuple(kinds)}, **actions
     )
+    return cast(type[ApiPermission], permission)
 
 
 def _body_field(request: Request, field: str, default: str | None = None) -> Any:

@@ -14,14 +14,19 @@ from rest_framework.response import Response
 from flags import rollouts
 from flags.api import serializers as s
 from flags.api.auth import actor_for
-from flags.api.base import ApiView
-from flags.api.errors import ApiNotFound
 from flags.api.http import reason_of
+from flags.api.lookups import (
+    REASON_HEADER_PARAMETER,
+    environment_or_404,
+    flag_or_404,
+    valid_body,
+)
 from flags.api.permissions import model_permissions
-from flags.api.views import REASON_HEADER_PARAMETER, _environment, _flag, _valid
 from flags.models import Environment, Flag, RolloutPlan
 from flags.rollouts import schedule
 from flags.selectors import rollout_plan_current, rollout_plan_document
+from flagsvc.api.errors import ApiNotFound
+from flagsvc.api.views import ApiView
 
 STEP_INPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -186,7 +191,7 @@ class RolloutPlanView(ApiView):
         responses=RolloutPlanOut,
     )
     def get(self, request: Request, key: str, environment: str) -> Response:
-        plan = _plan_of(_flag(key, with_states=False), _environment(environment))
+        plan = _plan_of(flag_or_404(key), environment_or_404(environment))
         return Response(RolloutPlanOut(rollout_plan_document(plan)).data)
 
     @extend_schema(
@@ -200,8 +205,8 @@ class RolloutPlanView(ApiView):
         responses={200: RolloutPlanOut, 201: RolloutPlanOut, 409: CONFLICT},
     )
     def put(self, request: Request, key: str, environment: str) -> Response:
-        flag, target = _flag(key, with_states=False), _environment(environment)
-        data = _valid(RolloutPlanWriteIn, request)
+        flag, target = flag_or_404(key), environment_or_404(environment)
+        data = valid_body(RolloutPlanWriteIn, request)
         plan = rollouts.rollout_plan_replace(
             actor=actor_for(request),
             flag=flag,
@@ -238,15 +243,15 @@ class RolloutPlanView(ApiView):
 
 
 def _act(request: Request, key: str, environment: str, action: str) -> Response:
-    plan = _plan_of(_flag(key, with_states=False), _environment(environment))
+    plan = _plan_of(flag_or_404(key), environment_or_404(environment))
     actor = actor_for(request)
     if action == "skip":
-        data = _valid(RolloutSkipIn, request)
+        data = valid_body(RolloutSkipIn, request)
         plan = rollouts.rollout_plan_skip_to_step(
             actor=actor, plan=plan, step=data["step"], reason=reason_of(request, data)
         )
         return _answer(plan)
-    data = _valid(s.ReasonIn, request)
+    data = valid_body(s.ReasonIn, request)
     service = {
         "pause": rollouts.rollout_plan_pause,
         "resume": rollouts.rollout_plan_resume,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Q, QuerySet
 
+from flags import selectors
 from flags.models import ApiToken, Environment, Flag, FlagState, Segment
 
 STATE_FILTERS = ("on", "off", "killed", "rollout")
@@ -25,10 +26,7 @@ class FlagFilters:
 
 def flags_with_states() -> QuerySet[Flag]:
     """Flags with their tags and every state (with its environment): three queries in all."""
-    return Flag.objects.prefetch_related(
-        "tags",
-        Prefetch("states", queryset=FlagState.objects.select_related("environment")),
-    )
+    return selectors.with_tags_and_states(Flag.objects.all())
 
 
 def flag_list(filters: FlagFilters) -> QuerySet[Flag]:
@@ -75,7 +73,7 @@ def flag_get(key: str) -> Flag | None:
 
 
 def flag_by_key(key: str) -> Flag | None:
-    return Flag.objects.filter(key=key).first()
+    return selectors.flag_by_key(key)
 
 
 def flag_state_get(flag: Flag, environment: Environment) -> FlagState | None:
@@ -88,11 +86,11 @@ def flag_state_get(flag: Flag, environment: Environment) -> FlagState | None:
 
 
 def environment_get(key: str) -> Environment | None:
-    return Environment.objects.filter(key=key).first()
+    return selectors.environment_by_key(key)
 
 
 def environment_list() -> QuerySet[Environment]:
-    return Environment.objects.order_by("sort_order", "id")
+    return selectors.environments_in_order()
 
 
 def segment_list(environment: Environment) -> QuerySet[Segment]:

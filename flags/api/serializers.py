@@ -1,8 +1,9 @@
-"""Request and response bodies of the management API.
+"""The management API's shared body parts: field types, the strict input serializer, the reason.
 
 Input serializers check shapes and types and refuse unknown fields; what the
 values mean (variants, rules, serves, prerequisites) is checked by the services
-through ``flags.validation``, so the API, the admin and the CLI agree.
+through ``flags.validation``, so the API, the admin and the CLI agree. Each
+resource's own bodies live beside its views (``flags.api.flags`` etc.).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ from rest_framework import serializers
 
 from flags import services
 from flags.api.schema import ref
-from flags.models import ApiToken, Flag, FlagState
-from flags.selectors import state_summary
 
 # --- fields ------------------------------------------------------------------------------
 
@@ -32,7 +31,7 @@ class StrictBooleanField(serializers.BooleanField):
         return data
 
 
-def _choice(choices: list[str], **kwargs: Any) -> serializers.ChoiceField:
+def choice_field(choices: list[str], **kwargs: Any) -> serializers.ChoiceField:
     return serializers.ChoiceField(
         choices=choices,
         error_messages={"invalid_choice": f'"{{input}}" is not one of {", ".join(choices)}'},
@@ -197,257 +196,4 @@ class InputSerializer(serializers.Serializer):
 
 
 class ReasonIn(InputSerializer):
-    reason = reason_field()
-
-
-# --- environments ----------------------------------------------------------------------
-
-
-class EnvironmentOut(serializers.Serializer):
-    key = serializers.CharField()
-    name = serializers.CharField()
-    description = serializers.CharField()
-    version = serializers.IntegerField(
-        help_text="Bumped by every change to what this environment evaluates to."
-    )
-    created_at = serializers.DateTimeField()
-
-
-class EnvironmentCreateIn(InputSerializer):
-    key = serializers.CharField(max_length=64, help_text="e.g. production; fixed once created")
-    name = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
-    copy_from = serializers.CharField(
-        required=False,
-        allow_null=True,
-        max_length=64,
-        help_text="Key of an environment whose flag states and segments the new one starts with.",
-    )
-    reason = reason_field()
-
-
-class EnvironmentUpdateIn(InputSerializer):
-    fixed_fields = {"key": "an environment's key is fixed (SDK keys and URLs use it)"}
-
-    name = serializers.CharField(required=False, max_length=100)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
-    reason = reason_field()
-
-
-# --- flags and states ----------------------------------------------------------------------
-
-
-@extend_schema_field({"allOf": [ref("Kill")], "nullable": True})
-class KillField(serializers.JSONField):
-    pass
-
-
-class FlagStateOut(serializers.Serializer):
-    """A flag's state in one environment; the kill overlay is read-only here."""
-
-    flag = serializers.CharField(source="flag.key")
-    environment = serializers.CharField(source="environment.key")
-    enabled = serializers.BooleanField()
-    targets = TargetsField()
-    rules = RulesField()
-    default_serve = ServeField()
-    prerequisites = PrerequisitesField()
-    kill = KillField(
-        source="kill_overlay",
-        allow_null=True,
-        help_text="Set by a kill, cleared by restore; null when not killed. Read-only here.",
-    )
-    summary = serializers.SerializerMethodField(help_text="e.g. off, on, 25%, KILLED")
-    version = serializers.IntegerField(help_text="This state's version; send it back in If-Match.")
-    environment_version = serializers.IntegerField(source="environment.version")
-    updated_at = serializers.DateTimeField()
-
-    def get_summary(self, state: FlagState) -> str:
-        return state_summary(state.flag, state)
-
-
-class FlagStateSummaryOut(serializers.Serializer):
-    enabled = serializers.BooleanField()
-    killed = serializers.BooleanField()
-    summary = serializers.SerializerMethodField(help_text="e.g. off, on, 25%, KILLED")
-    version = serializers.IntegerField()
-
-    def get_summary(self, state: FlagState) -> str:
-        return state_summary(state.flag, state)
-
-
-class StatesByEnvironmentField(serializers.DictField):
-    """A flag's states keyed by environment key, in the environments' order (prefetched)."""
-
-    def get_attribute(self, instance: Flag) -> dict[str, FlagState]:
-        states = list(instance.states.all())
-        for state in states:
-            state.flag = instance  # no query per state for its flag
-        states.sort(key=lambda s: (s.environment.sort_order, s.environment_id))
-        return {state.environment.key: state for state in states}
-
-
-class FlagOut(serializers.Serializer):
-    key = serializers.CharField()
-    name = serializers.CharField()
-    description = serializers.CharField()
-    type = serializers.ChoiceField(choices=Flag.Type.values)
-    variants = VariantsField()
-    off_variant = serializers.CharField()
-    tags = serializers.SerializerMethodField()
-    owner = serializers.CharField()
-    client_visible = serializers.BooleanField()
-    archived = serializers.BooleanField()
-    archived_at = serializers.DateTimeField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-    environments = StatesByEnvironmentField(
-        child=FlagStateSummaryOut(),
-        help_text="By environment key: enabled, killed, a summary and the state's version.",
-    )
-
-    @extend_schema_field({"type": "array", "items": {"type": "string"}})
-    def get_tags(self, flag: Flag) -> list[str]:
-        return sorted(t.name for t in flag.tags.all())
-
-
-class FlagDetailOut(FlagOut):
-    environments = StatesByEnvironmentField(
-        child=FlagStateOut(),
-        help_text="The flag's full state in every environment, by environment key.",
-    )
-
-
-class FlagCreateIn(InputSerializer):
-    key = serializers.CharField(max_length=100, help_text="^[a-z0-9][a-z0-9._-]{0,99}$")
-    type = _choice(list(Flag.Type.values), required=False, default=Flag.Type.BOOLEAN)
-    variants = VariantsField(required=False, help_text="Required unless the flag is boolean.")
-    off_variant = serializers.CharField(required=False, max_length=64)
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
-    tags = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=50
-    )
-    owner = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    client_visible = StrictBooleanField(required=False)
-    reason = reason_field()
-
-
-class FlagUpdateIn(InputSerializer):
-    fixed_fields = {
-        "key": "a flag's key is fixed; create a new flag instead",
-        "type": "a flag's type is fixed; create a new flag instead",
-    }
-
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
-    tags = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=50
-    )
-    owner = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    client_visible = StrictBooleanField(required=False)
-    variants = VariantsField(required=False)
-    off_variant = serializers.CharField(required=False, max_length=64)
-    reason = reason_field()
-
-
-class FlagStateWriteIn(InputSerializer):
-    """PUT replaces all five state fields (missing lists become empty); PATCH changes some."""
-
-    fixed_fields = {
-        "kill": "kill and restore have their own endpoints; the overlay is read-only here",
-        "environment_version": "read-only",
-    }
-
-    enabled = StrictBooleanField()
-    targets = TargetsField(required=False, default=empty_list)
-    rules = RulesField(required=False, default=empty_list)
-    default_serve = ServeField()
-    prerequisites = PrerequisitesField(required=False, default=empty_list)
-    version = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        help_text="The version you read (alternative to the If-Match header).",
-    )
-    reason = reason_field()
-
-
-# --- segments ----------------------------------------------------------------------------
-
-
-class SegmentOut(serializers.Serializer):
-    key = serializers.CharField()
-    environment = serializers.CharField(source="environment.key")
-    name = serializers.CharField()
-    description = serializers.CharField()
-    included = KeyListField()
-    excluded = KeyListField()
-    rules = SegmentRulesField()
-    environment_version = serializers.IntegerField(source="environment.version")
-    created_at = serializers.DateTimeField()
-    updated_at = serializers.DateTimeField()
-
-
-class SegmentCreateIn(InputSerializer):
-    key = serializers.CharField(max_length=100)
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
-    included = KeyListField(
-        required=False, default=empty_list, help_text="Targeting keys always in."
-    )
-    excluded = KeyListField(
-        required=False, default=empty_list, help_text="Targeting keys never in."
-    )
-    rules = SegmentRulesField(required=False, default=empty_list)
-    reason = reason_field()
-
-
-class SegmentUpdateIn(InputSerializer):
-    fixed_fields = {"key": "a segment's key is fixed; create a new segment instead"}
-
-    name = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
-    included = KeyListField(required=False)
-    excluded = KeyListField(required=False)
-    rules = SegmentRulesField(required=False)
-    reason = reason_field()
-
-
-# --- tokens ------------------------------------------------------------------------------
-
-
-class TokenOut(serializers.Serializer):
-    """A token as listed: never its raw value or digest."""
-
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    kind = serializers.ChoiceField(choices=ApiToken.Kind.values)
-    environment = serializers.CharField(source="environment.key", allow_null=True, default=None)
-    hint = serializers.CharField(help_text="The raw token's last characters.")
-    created_at = serializers.DateTimeField()
-    created_by = serializers.CharField()
-    last_used_at = serializers.DateTimeField(
-        allow_null=True, help_text="Recorded at most once a minute per process."
-    )
-    revoked = serializers.BooleanField()
-    revoked_at = serializers.DateTimeField(allow_null=True)
-    revoked_by = serializers.CharField()
-
-
-class TokenIssuedOut(TokenOut):
-    token = serializers.CharField(
-        help_text="The raw token. Shown this once: store it now, it cannot be read again."
-    )
-
-
-class TokenCreateIn(InputSerializer):
-    name = serializers.CharField(max_length=100, help_text="e.g. checkout-service")
-    kind = _choice(list(ApiToken.Kind.values))
-    environment = serializers.CharField(
-        required=False,
-        allow_null=True,
-        max_length=64,
-        help_text="Environment key: required for server and client keys, optional for kill "
-        "keys, not allowed for admin tokens.",
-    )
     reason = reason_field()

@@ -2,36 +2,36 @@
 
 from django.urls import path
 
-from flags.api import kills, rollouts, views
+from flags.api import environments, flags, kills, rollouts, segments, states, tokens, triggers
 
 urlpatterns = [
-    path("environments/", views.EnvironmentListView.as_view(), name="api-environments"),
+    path("environments/", environments.EnvironmentListView.as_view(), name="api-environments"),
     path(
         "environments/<str:key>/",
-        views.EnvironmentDetailView.as_view(),
+        environments.EnvironmentDetailView.as_view(),
         name="api-environment",
     ),
     path(
         "environments/<str:environment>/segments/",
-        views.SegmentListView.as_view(),
+        segments.SegmentListView.as_view(),
         name="api-segments",
     ),
     path(
         "environments/<str:environment>/segments/<str:key>/",
-        views.SegmentDetailView.as_view(),
+        segments.SegmentDetailView.as_view(),
         name="api-segment",
     ),
-    path("flags/", views.FlagListView.as_view(), name="api-flags"),
-    path("flags/<str:key>/", views.FlagDetailView.as_view(), name="api-flag"),
-    path("flags/<str:key>/archive/", views.FlagArchiveView.as_view(), name="api-flag-archive"),
+    path("flags/", flags.FlagListView.as_view(), name="api-flags"),
+    path("flags/<str:key>/", flags.FlagDetailView.as_view(), name="api-flag"),
+    path("flags/<str:key>/archive/", flags.FlagArchiveView.as_view(), name="api-flag-archive"),
     path(
         "flags/<str:key>/unarchive/",
-        views.FlagUnarchiveView.as_view(),
+        flags.FlagUnarchiveView.as_view(),
         name="api-flag-unarchive",
     ),
     path(
         "flags/<str:key>/environments/<str:environment>/",
-        views.FlagStateView.as_view(),
+        states.FlagStateView.as_view(),
         name="api-flag-state",
     ),
     # Scheduled ramp-ups: one rollout plan per flag and environment.
@@ -59,18 +59,18 @@ urlpatterns = [
     path("kill/", kills.TagKillView.as_view(), name="api-tag-kill"),
     path("restore/", kills.TagRestoreView.as_view(), name="api-tag-restore"),
     path("kills/", kills.KillListView.as_view(), name="api-kills"),
-    path("triggers/", kills.TriggerListView.as_view(), name="api-triggers"),
+    path("triggers/", triggers.TriggerListView.as_view(), name="api-triggers"),
     path(
         "triggers/<int:trigger_id>/revoke/",
-        kills.TriggerRevokeView.as_view(),
+        triggers.TriggerRevokeView.as_view(),
         name="api-trigger-revoke",
     ),
-    path("triggers/<str:secret>/", kills.TriggerFireView.as_view(), name="api-trigger-fire"),
-    path("tokens/", views.TokenListView.as_view(), name="api-tokens"),
-    path("tokens/<int:token_id>/", views.TokenDetailView.as_view(), name="api-token"),
+    path("triggers/<str:secret>/", triggers.TriggerFireView.as_view(), name="api-trigger-fire"),
+    path("tokens/", tokens.TokenListView.as_view(), name="api-tokens"),
+    path("tokens/<int:token_id>/", tokens.TokenDetailView.as_view(), name="api-token"),
     path(
         "tokens/<int:token_id>/revoke/",
-        views.TokenRevokeView.as_view(),
+        tokens.TokenRevokeView.as_view(),
         name="api-token-revoke",
     ),
 ]

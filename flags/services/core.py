@@ -113,7 +113,7 @@ def state_problems(
         flag_key=state.flag.key,
         variants=state.flag.variants,
         state=proposed,
-        flags=selectors.prerequisite_graph(environment, exclude_flag_id=state.flag_id),
+        flags=selectors.flag_graph(environment, exclude_flag_id=state.flag_id),
         segment_keys=selectors.segment_keys(environment),
     )
 

@@ -193,7 +193,7 @@ def _check_variants_still_used(flag: Flag, environments: Sequence[Environment]) 
     by_id = {e.id: e for e in environments}
     for state in FlagState.objects.filter(flag=flag):
         environment = by_id[state.environment_id]
-        graph = selectors.prerequisite_graph(environment, exclude_flag_id=flag.id)
+        graph = selectors.flag_graph(environment, exclude_flag_id=flag.id)
         errors = validation.check_state(
             flag_key=flag.key,
             variants=flag.variants,

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django import template
 
-from flags.admin_rollouts import rollout_timelines as timelines
+from flags.admin.rollouts import rollout_timelines as timelines
 from flags.models import Flag
 
 register = template.Library()

@@ -8,8 +8,9 @@ import pytest
 from django.conf import settings
 from django.test import Client, RequestFactory, override_settings
 
-from flags.api import errors, selectors
+from flags.api import selectors
 from flags.models import Environment
+from flagsvc.api import errors
 from tests.api.conftest import error_of, send
 
 pytestmark = pytest.mark.django_db

@@ -327,3 +327,45 @@ def test_environment_admin__create_goes_through_the_service(
     assert AuditEvent.objects.filter(
         action="environment.create", target_key="qa", actor="admin"
     ).exists()
+
+
+def test_edit_state_inline__refusal_shown_on_the_refused_environment_only(
+    admin_client: Client, make_flag: Callable[..., Flag], environments: dict[str, Environment]
+) -> None:
+    # Given a valid change in one environment and an unknown variant in another
+    flag = make_flag()
+    bad_serve = {"variant": "purple"}
+    data = _change_form_data(
+        flag, staging={"enabled": True}, production={"default_serve": bad_serve}
+    )
+    response = admin_client.post(reverse("admin:flags_flag_change", args=[flag.pk]), data)
+    # Then the page comes back with the service's problem on production's form, not staging's
+    assert response.status_code == 200
+    formset = response.context["inline_admin_formsets"][0].formset
+    errors = {form.instance.environment.key: form.errors for form in formset.forms}
+    assert "default_serve" in errors["production"] and "purple" in str(errors["production"])
+    assert not errors["staging"]
+    # And nothing was written anywhere
+    assert not FlagState.objects.get(flag=flag, environment=environments["staging"]).enabled
+    assert not AuditEvent.objects.filter(action="flag_state.update").exists()
+
+
+def test_add_segment__bad_rule__shown_on_the_rules_field_and_nothing_created(
+    admin_client: Client, production: Environment
+) -> None:
+    rules = [{"conditions": [{"attribute": "email", "operator": "sounds_like", "value": "x"}]}]
+    response = admin_client.post(
+        "/admin/flags/segment/add/",
+        {
+            "environment": production.pk,
+            "key": "staff",
+            "name": "Staff",
+            "included": "[]",
+            "excluded": "[]",
+            "rules": json.dumps(rules),
+        },
+    )
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert "rules" in form.errors and "sounds_like" in str(form.errors["rules"])
+    assert not AuditEvent.objects.filter(action="segment.create").exists()

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError, DataError, IntegrityError
 
 from audit.recorder import Actor
-from flags import emergency, propagation
+from flags import emergency, propagation, selectors
 from flags.models import Environment, Flag
 
 
@@ -100,15 +100,15 @@ class EnvironmentFlagCommand(BaseCommand):
         self.stdout.write(style(f"Propagation: {confirmation.text()}."))
 
     def resolve(self, options: dict[str, Any]) -> tuple[Flag, Environment, Actor]:
-        flag = Flag.objects.filter(key=options["flag"]).first()
+        flag = selectors.flag_by_key(options["flag"])
         if flag is None:
             raise CommandError(
                 f"No flag {options['flag']!r}. List them with: manage.py shell -c "
                 "\"from flags.models import Flag; print(*Flag.objects.values_list('key', flat=True))\""
             )
-        environment = Environment.objects.filter(key=options["environment"]).first()
+        environment = selectors.environment_by_key(options["environment"])
         if environment is None:
-            known = ", ".join(Environment.objects.values_list("key", flat=True))
+            known = ", ".join(selectors.environment_keys())
             raise CommandError(f"No environment {options['environment']!r}; known: {known}")
         actor = self.actor(options)
         self.started_at = time.time()

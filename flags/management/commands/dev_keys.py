@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.recorder import Actor
-from flags import services
+from flags import selectors, services
 from flags.models import ApiToken, Environment
 from flags.tokens import token_digest
 
@@ -55,7 +55,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError("dev_keys is for development (DEBUG=true, as `make run` sets).")
-        environment = Environment.objects.filter(key=options["environment"]).first()
+        environment = selectors.environment_by_key(options["environment"])
         if environment is None:
             raise CommandError(
                 f"No environment {options['environment']!r}: run `manage.py seed_demo` first."
@@ -89,6 +89,4 @@ class Command(BaseCommand):
 
     @staticmethod
     def _live(raw: str, kind: str, environment: Environment | None) -> bool:
-        return ApiToken.objects.filter(
-            digest=token_digest(raw), kind=kind, environment=environment, revoked_at__isnull=True
-        ).exists()
+        return selectors.live_token_exists(token_digest(raw), kind, environment)

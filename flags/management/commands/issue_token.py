@@ -13,9 +13,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from audit.recorder import Actor
-from flags import services
+from flags import selectors, services
 from flags.errors import ServiceError
-from flags.models import ApiToken, Environment
+from flags.models import ApiToken
 
 
 class Command(BaseCommand):
@@ -35,10 +35,10 @@ class Command(BaseCommand):
         parser.add_argument("--reason", "-r", default="", help="why (recorded on the audit trail)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        known = ", ".join(Environment.objects.values_list("key", flat=True)) or "none yet"
+        known = ", ".join(selectors.environment_keys()) or "none yet"
         environment = None
         if options["environment"]:
-            environment = Environment.objects.filter(key=options["environment"]).first()
+            environment = selectors.environment_by_key(options["environment"])
             if environment is None:
                 raise CommandError(f"No environment {options['environment']!r}; known: {known}.")
         elif options["kind"] in (ApiToken.Kind.SERVER, ApiToken.Kind.CLIENT):

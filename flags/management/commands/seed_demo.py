@@ -12,8 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from audit.recorder import Actor
-from flags import rollouts, services
-from flags.models import Environment, Flag, FlagState, Segment
+from flags import rollouts, selectors, services
 
 ENVIRONMENTS = [
     ("development", "Development"),
@@ -212,12 +211,12 @@ class Command(BaseCommand):
         actor = Actor.system("seed_demo")
         environments = {}
         for key, name in ENVIRONMENTS:
-            environment = Environment.objects.filter(key=key).first()
+            environment = selectors.environment_by_key(key)
             if environment is None:
                 environment = services.environment_create(actor=actor, key=key, name=name)
                 self.stdout.write(f"created environment {key}")
             environments[key] = environment
-            if not Segment.objects.filter(environment=environment, key="internal-staff").exists():
+            if not selectors.segment_exists(environment, "internal-staff"):
                 services.segment_create(
                     actor=actor,
                     environment=environment,
@@ -236,7 +235,7 @@ class Command(BaseCommand):
                     ],
                 )
         for spec in FLAGS:
-            if Flag.objects.filter(key=spec["key"]).exists():
+            if selectors.flag_by_key(spec["key"]) is not None:
                 continue
             flag = services.flag_create(
                 actor=actor,
@@ -268,7 +267,7 @@ class Command(BaseCommand):
                 )
             self.stdout.write(f"created flag {flag.key}")
         self._admin_login()
-        live = FlagState.objects.filter(flag__archived_at__isnull=True).count()
+        live = selectors.live_state_count()
         self.stdout.write(
             self.style.SUCCESS(
                 f"demo data ready: {len(environments)} environments, {live} flag states"

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django import forms
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, re_path, reverse
 
 from audit.recorder import Actor
-from flags import rollouts, services
+from flags import rollouts, selectors
+from flags.admin.base import admin_page
+from flags.admin.forms import DEFAULT_STEPS, RolloutActionForm, RolloutPlanForm, add_refusal_errors
 from flags.errors import ServiceError, ValidationFailed
-from flags.models import Environment, Flag, RolloutPlan
+from flags.models import Flag, RolloutPlan
 from flags.selectors import rollout_plan_document, rollout_plans_for_flag
 
 if TYPE_CHECKING:
@@ -38,24 +37,20 @@ ACTIONS = {
     ),
     "abort": ("Abort", "Stop the plan for good. The flag keeps serving what the last step set."),
 }
-DEFAULT_STEPS = [
-    {"percentage": 1},
-    {"percentage": 5, "after": "30m"},
-    {"percentage": 25, "after": "1h"},
-    {"percentage": 100, "after": "1d"},
-]
-STEPS_EXAMPLE = (
-    '[{"percentage": 1},\n {"percentage": 5, "after": "30m"},\n'
-    ' {"percentage": 25, "at": "2026-12-01T09:00:00", "timezone": "Europe/Berlin"},\n'
-    ' {"percentage": 100, "after": "3d"}]'
-)
+
+
+def _flag_or_404(flag_id: str) -> Flag:
+    flag = selectors.flag_by_id(flag_id)
+    if flag is None:
+        raise Http404(f"No flag with id {flag_id}.")
+    return flag
 
 
 def rollout_timelines(flag: Flag) -> list[dict[str, Any]]:
     """Per environment: its plan's document (or None) and which buttons apply."""
     plans = {plan.environment_id: plan for plan in rollout_plans_for_flag(flag)}
     rows = []
-    for environment in Environment.objects.order_by("sort_order", "id"):
+    for environment in selectors.environments_in_order():
         plan = plans.get(environment.pk)
         document = rollout_plan_document(plan) if plan is not None else None
         status = document["status"] if document else None
@@ -78,66 +73,13 @@ def rollout_timelines(flag: Flag) -> list[dict[str, Any]]:
     return rows
 
 
-class RolloutPlanForm(forms.Form):
-    environment = forms.ModelChoiceField(queryset=Environment.objects.all(), to_field_name="key")
-    steps = forms.JSONField(
-        widget=forms.Textarea(attrs={"rows": 8, "cols": 80, "spellcheck": "false"}),
-        help_text="A JSON list, in order; each a percentage (0.01% steps) with a time (at: "
-        'ISO-8601 with an offset, or local with "timezone") or a delay after the previous step '
-        '(after: seconds, "30m", "2h", "1d"). E.g. ' + STEPS_EXAMPLE,
-    )
-    rule = forms.CharField(
-        required=False, help_text="Id of the rule whose split to drive; empty: the default serve."
-    )
-    variant = forms.CharField(required=False, help_text='Rolled out (boolean flags: "on").')
-    baseline_variant = forms.CharField(
-        required=False, help_text='Everyone else (boolean flags: "off").'
-    )
-    timezone = forms.CharField(
-        required=False, help_text="IANA zone for local times, e.g. Europe/Berlin."
-    )
-    allow_decrease = forms.BooleanField(required=False)
-    reason = forms.CharField(required=False, max_length=services.MAX_REASON)
-
-
-class RolloutActionForm(forms.Form):
-    reason = forms.CharField(
-        required=False, max_length=services.MAX_REASON, widget=forms.Textarea(attrs={"rows": 2})
-    )
-    step = forms.TypedChoiceField(coerce=int, required=False)
-
-    def __init__(self, *args: Any, steps: list[dict[str, Any]], skip: bool, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        step = self.fields["step"]
-        if skip and isinstance(step, forms.ChoiceField):
-            step.required = True
-            step.choices = [
-                (s["step"], f"step {s['step']}: {s['percentage']:g}%")
-                for s in steps
-                if s["status"] in ("next", "later")
-            ]
-        else:
-            del self.fields["step"]
-
-
-def _field_errors(form: forms.Form, error: ValidationFailed) -> None:
-    for path, message in error.fields.items():
-        field = path.split("[", 1)[0].split(".", 1)[0]
-        if field in form.fields:
-            form.add_error(field, f"{path}: {message}" if path != field else message)
-        else:
-            form.add_error(None, f"{path}: {message}")
-    if not error.fields:
-        form.add_error(None, error.message)
-
-
 def _back(flag: Flag) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("admin:flags_flag_change", args=[flag.pk]) + "#rollouts")
 
 
 def plan_edit_view(model_admin: ModelAdmin, request: HttpRequest, flag_id: str) -> HttpResponse:
     """Schedule a ramp-up, or replace the environment's active plan."""
-    flag = get_object_or_404(Flag, pk=flag_id)
+    flag = _flag_or_404(flag_id)
     if not model_admin.has_change_permission(request, flag):
         messages.error(request, "You do not have permission to change flags.")
         return _back(flag)
@@ -145,9 +87,7 @@ def plan_edit_view(model_admin: ModelAdmin, request: HttpRequest, flag_id: str) 
     initial: dict[str, Any] = {"environment": environment_key, "steps": DEFAULT_STEPS}
     current = None
     if environment_key:
-        current = RolloutPlan.objects.filter(
-            flag=flag, environment__key=environment_key, status__in=RolloutPlan.ACTIVE
-        ).first()
+        current = selectors.rollout_plan_active(flag, environment_key)
     form = RolloutPlanForm(request.POST if request.method == "POST" else None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -165,7 +105,7 @@ def plan_edit_view(model_admin: ModelAdmin, request: HttpRequest, flag_id: str) 
                 reason=data["reason"],
             )
         except ValidationFailed as error:
-            _field_errors(form, error)
+            add_refusal_errors(form, error)
         except ServiceError as error:
             messages.error(request, f"Nothing was changed: {error.message}")
             return _back(flag)
@@ -177,25 +117,25 @@ def plan_edit_view(model_admin: ModelAdmin, request: HttpRequest, flag_id: str) 
                 f"{plan.steps.count()} steps, status {plan.status}.",
             )
             return _back(flag)
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,
-        "title": f"{'Replace the' if current else 'Schedule a'} ramp-up of {flag.key}",
-        "flag": flag,
-        "form": form,
-        "current": current,
-    }
-    return TemplateResponse(request, "admin/flags/flag/rollout_plan_form.html", context)
+    return admin_page(
+        model_admin,
+        request,
+        "admin/flags/flag/rollout_plan_form.html",
+        f"{'Replace the' if current else 'Schedule a'} ramp-up of {flag.key}",
+        flag=flag,
+        form=form,
+        current=current,
+    )
 
 
 def plan_action_view(
     model_admin: ModelAdmin, request: HttpRequest, flag_id: str, plan_id: str, action: str
 ) -> HttpResponse:
     """Pause, resume, skip or abort one plan, after a confirmation page."""
-    flag = get_object_or_404(Flag, pk=flag_id)
-    plan = get_object_or_404(
-        RolloutPlan.objects.select_related("flag", "environment"), pk=plan_id, flag=flag
-    )
+    flag = _flag_or_404(flag_id)
+    plan = selectors.rollout_plan_of_flag(flag, plan_id)
+    if plan is None:
+        raise Http404(f"Flag {flag.key} has no rollout plan #{plan_id}.")
     if not model_admin.has_change_permission(request, flag):
         messages.error(request, "You do not have permission to change flags.")
         return _back(flag)
@@ -229,18 +169,18 @@ def plan_action_view(
             )
         return _back(flag)
     title, explanation = ACTIONS[action]
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,
-        "title": f"{title}: rollout plan #{plan.pk} of {flag.key} in {plan.environment.key}",
-        "flag": flag,
-        "plan": document,
-        "action_label": title,
-        "explanation": explanation,
-        "form": form,
-        "danger": action == "abort",
-    }
-    return TemplateResponse(request, "admin/flags/flag/rollout_action.html", context)
+    return admin_page(
+        model_admin,
+        request,
+        "admin/flags/flag/rollout_action.html",
+        f"{title}: rollout plan #{plan.pk} of {flag.key} in {plan.environment.key}",
+        flag=flag,
+        plan=document,
+        action_label=title,
+        explanation=explanation,
+        form=form,
+        danger=action == "abort",
+    )
 
 
 def rollout_admin_urls(model_admin: ModelAdmin) -> list[URLPattern]:

@@ -1,8 +1,9 @@
 """One error body for everything under /api/: ``{"error": {"code", "message", "fields"}}``.
 
-The message always says what to fix. Service refusals (``flags.errors.ServiceError``)
-keep their own status, code, message and fields; DRF's exceptions get a code and a
-message in the same shape; anything unexpected is a 500 that names the request id.
+The message always says what to fix. Refusals (``flagsvc.refusals.Refusal``, e.g. the
+services' ``flags.errors.ServiceError``) keep their own status, code, message and fields;
+DRF's exceptions get a code and a message in the same shape; anything unexpected is a
+500 that names the request id.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from django.views.defaults import server_error as django_server_error
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from flags.errors import ServiceError
+from flagsvc.refusals import Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     elif isinstance(exc, RequestDataTooBig):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         exc = PayloadTooLarge(f"The body is larger than {limit} bytes; send less.")
-    if isinstance(exc, ServiceError):
+    if isinstance(exc, Refusal):
         _set_rollback()
         return Response(error_body(exc.code, exc.message, exc.fields), status=exc.status)
     if isinstance(exc, exceptions.APIException):

@@ -1,4 +1,4 @@
-"""Base classes of the management API's views."""
+"""Base classes of the API's views and pagination, for every app's endpoints."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from flags.api.errors import InvalidParameter
+from flagsvc.api.errors import InvalidParameter
 
 
 class JsonErrorsMixin:

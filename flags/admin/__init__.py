@@ -1,0 +1,9 @@
+"""Django admin for engineers: flags with their per-environment states, kills, segments, credentials.
+
+Every save and action calls the services (audited, actor = the staff user); reads go
+through ``flags.selectors``. Importing this package registers every ModelAdmin.
+"""
+
+from flags.admin import credentials, environments, flags, segments
+
+__all__ = ["credentials", "environments", "flags", "segments"]
