@@ -11,8 +11,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-# Moved to flagsvc.storable (both apps use it); kept here for the callers that still import it.
-from flagsvc.storable import unstorable_text, without_unstorable  # noqa: F401
 from flagsvc_sdk.engine import (
     ATTRIBUTE_OPERATORS,
     FLAG_TYPES,

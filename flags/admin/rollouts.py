@@ -20,7 +20,8 @@ from flags.admin.base import admin_page
 from flags.admin.forms import DEFAULT_STEPS, RolloutActionForm, RolloutPlanForm, add_refusal_errors
 from flags.errors import ServiceError, ValidationFailed
 from flags.models import Flag, RolloutPlan
-from flags.selectors import rollout_plan_document, rollout_plans_for_flag
+from flags.rollouts import rollout_plan_document
+from flags.selectors import rollout_plans_for_flag
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin

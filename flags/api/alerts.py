@@ -16,9 +16,9 @@ from typing import Any
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from flags.validation import without_unstorable
+from flagsvc.middleware import ALERT_BODY_MAX_BYTES
+from flagsvc.storable import without_unstorable
 
-ALERT_BODY_MAX_BYTES = 64 * 1024
 NOTE_FIELDS = ("note", "reason", "title", "message", "alert", "summary")
 
 

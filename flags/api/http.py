@@ -19,8 +19,8 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
 from flags.api.auth import principal_of
-from flags.validation import unstorable_text
 from flagsvc.api.errors import InvalidParameter, PayloadTooLarge, UnstorableBody
+from flagsvc.storable import unstorable_text
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from flags.api.lookups import (
 )
 from flags.api.permissions import model_permissions
 from flags.models import Environment, Flag, RolloutPlan
-from flags.rollouts import schedule
-from flags.selectors import rollout_plan_current, rollout_plan_document
+from flags.rollouts import rollout_plan_document, schedule
+from flags.selectors import rollout_plan_current
 from flagsvc.api.errors import ApiNotFound
 from flagsvc.api.views import ApiView
 

@@ -116,13 +116,3 @@ def token_list(*, kind: str | None = None, revoked: bool | None = None) -> Query
 
 def token_get(token_id: int) -> ApiToken | None:
     return ApiToken.objects.select_related("environment").filter(pk=token_id).first()
-
-
-def flag_and_environment(flag_key: str, environment_key: str) -> tuple[Flag, Environment] | None:
-    """A flag and an environment by their keys, in one query (the kill path's lookup)."""
-    state = (
-        FlagState.objects.select_related("flag", "environment")
-        .filter(flag__key=flag_key, environment__key=environment_key)
-        .first()
-    )
-    return (state.flag, state.environment) if state is not None else None

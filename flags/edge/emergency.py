@@ -27,8 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from audit.models import AuditEvent
 from audit.recorder import Actor
-from flags import emergency, propagation, services
-from flags.api import selectors
+from flags import emergency, propagation, selectors, services
 from flags.edge.state import EdgeState, run_db
 from flags.errors import ServiceError
 from flags.kill_answers import kill_out

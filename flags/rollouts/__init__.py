@@ -3,7 +3,8 @@
 ``schedule`` is the pure part (reading steps, when each falls due); ``plans`` what
 every plan action shares; ``actions`` what people do (create, replace, pause,
 resume, abort, skip); ``scheduler`` the exactly-once step the Celery task runs;
-``hooks`` how plans follow kills, edits and archives. Callers use the names below.
+``hooks`` how plans follow kills, edits and archives; ``documents`` the plan as the API
+and the admin show it. Callers use the names below.
 """
 
 from flags.rollouts.actions import (
@@ -14,6 +15,7 @@ from flags.rollouts.actions import (
     rollout_plan_resume,
     rollout_plan_skip_to_step,
 )
+from flags.rollouts.documents import rollout_plan_document
 from flags.rollouts.hooks import (
     rollout_plans_abort_for_archive,
     rollout_plans_pause_for_edit,
@@ -27,6 +29,7 @@ __all__ = [
     "rollout_plan_abort",
     "rollout_plan_advance",
     "rollout_plan_create",
+    "rollout_plan_document",
     "rollout_plan_pause",
     "rollout_plan_record",
     "rollout_plan_replace",
