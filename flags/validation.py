@@ -26,7 +26,7 @@ from flagsvc_sdk.engine import (
     SEGMENT_OPERATORS,
     VARIANT_NAME_PATTERN,
     PatternError,
-    _is_number,
+    is_number,
     parse_datetime,
     parse_semver,
     pattern_program_size,
@@ -72,7 +72,7 @@ def check_variants(flag_type: str, variants: Any, off_variant: Any) -> dict[str,
             )
         elif flag_type == "string" and not isinstance(value, str):
             errors[field] = f"a string flag's variants are strings; got {_json_type(value)}"
-        elif flag_type == "number" and not (_is_number(value) and math.isfinite(value)):
+        elif flag_type == "number" and not (is_number(value) and math.isfinite(value)):
             errors[field] = f"a number flag's variants are finite numbers; got {_json_type(value)}"
         elif flag_type == "json":
             try:
@@ -188,7 +188,7 @@ def _json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if _is_number(value):
+    if is_number(value):
         return "a number"
     if isinstance(value, str):
         return "a string"
@@ -315,7 +315,7 @@ def _operand_problem(operator: str, value: Any) -> str | None:
         problem = regex_problem(value)
         return f"the pattern {problem}" if problem else None
     if operator in ("gt", "gte", "lt", "lte"):
-        if not (_is_number(value) and math.isfinite(value)):
+        if not (is_number(value) and math.isfinite(value)):
             return f"{operator} compares numbers; give a finite number"
         return None
     if operator.startswith("semver_"):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from flagsvc_sdk import engine
+from flagsvc_sdk import engine, values
 
 
 class Text(str):
@@ -20,7 +20,7 @@ VALUES: list[Any] = ["pro", "Pro", "", Text("pro"), True, False, 0, 1, 1.0, None
 @pytest.mark.parametrize("operand", ["pro", "", "1"])
 @pytest.mark.parametrize("value", VALUES, ids=repr)
 def test_equals__string_operand__same_answer_as_json_equality(operand: str, value: Any) -> None:
-    assert engine.ATTRIBUTE_OPERATORS["equals"](operand)(value) is engine._same(value, operand)
+    assert engine.ATTRIBUTE_OPERATORS["equals"](operand)(value) is values.same_value(value, operand)
 
 
 @pytest.mark.parametrize(
