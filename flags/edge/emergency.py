@@ -14,7 +14,6 @@ the kill is live while its durable record is pending.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import re
 import time
@@ -30,6 +29,7 @@ from audit.recorder import Actor
 from flags import emergency, propagation, selectors, services
 from flags.edge.state import EdgeState, run_db
 from flags.errors import ServiceError
+from flags.issued_secrets import secret_digest
 from flags.kill_answers import kill_out
 from flags.tokens import TokenPrincipal
 from flagsvc import metrics
@@ -142,7 +142,7 @@ class KillRoute:
         scheme, _, raw = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             return None
-        digest = hashlib.sha256(raw.strip().encode()).hexdigest()
+        digest = secret_digest(raw.strip())
         principal = self.state.tokens.get(digest)
         if principal is None or principal.kind not in ("kill", "admin"):
             return None
@@ -302,7 +302,7 @@ class KillRoute:
         """(action, flags, environment, reason, actor) of an emergency change, or a refusal."""
         if self.kind == "trigger":
             secret = scope["path_params"]["secret"]
-            trigger = self.state.triggers.get(hashlib.sha256(secret.encode()).hexdigest())
+            trigger = self.state.triggers.get(secret_digest(secret))
             if trigger is None:
                 return _error(
                     503,

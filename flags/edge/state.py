@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from flags import publish
 from flags.edge.ratelimit import RateLimiter
 from flags.edge.snapshots import EnvironmentSnapshot
 from flags.edge.sse import KEEP_ALIVE, Subscriber, sse_event
+from flags.issued_secrets import secret_digest
 from flags.tokens import TokenPrincipal
 from flagsvc import metrics
 
@@ -123,7 +123,7 @@ class EdgeState:
         """
         if not raw or len(raw) > 200:
             return None, "no token: send Authorization: Bearer <key> (or X-API-Key for OFREP)"
-        digest = hashlib.sha256(raw.encode()).hexdigest()
+        digest = secret_digest(raw)
         principal = self.tokens.get(digest)
         if principal is not None:
             self.used_digests[digest] = time.time()
