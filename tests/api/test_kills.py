@@ -244,3 +244,21 @@ def test_trigger_revoke_endpoint(
     response = send(api, "POST", f"/api/v1/triggers/{trigger.pk}/revoke/", {"reason": "rotated"})
     assert response.status_code == 200 and response.json()["revoked"] is True
     assert KillTrigger.objects.get().revoked
+
+
+def test_trigger__unknown_secrets_rate_limited_per_address(
+    checkout: Flag, production: Environment, actor: Actor
+) -> None:
+    _, secret = services.trigger_create(
+        actor=actor, name="datadog", flag=checkout, environment=production
+    )
+    guesses = [
+        Client(REMOTE_ADDR="203.0.113.9").post(f"/api/v1/triggers/fsv_trigger_guess{n}/")
+        for n in range(61)
+    ]
+    assert [r.status_code for r in guesses] == [404] * 60 + [429]
+    assert error_of(guesses[-1])["code"] == "throttled" and int(guesses[-1]["Retry-After"]) > 0
+    # Another address still gets its 404s, and the real URL still fires from the guesser's
+    assert Client(REMOTE_ADDR="203.0.113.10").post("/api/v1/triggers/nope/").status_code == 404
+    fired = Client(REMOTE_ADDR="203.0.113.9").post(f"/api/v1/triggers/{secret}/")
+    assert fired.status_code == 200 and fired.json()["killed"] is True
