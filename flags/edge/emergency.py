@@ -30,7 +30,7 @@ from flags import emergency, propagation, selectors, services
 from flags.edge.state import EdgeState, run_db
 from flags.errors import ServiceError
 from flags.issued_secrets import secret_digest
-from flags.kill_answers import kill_out
+from flags.kill_answers import kill_answer
 from flags.tokens import TokenPrincipal
 from flagsvc import metrics
 from flagsvc.middleware import client_address
@@ -71,14 +71,7 @@ def kill_or_restore(
         outcome = operation(actor=actor, flag=flag, environment=environment, reason=reason)
     except ServiceError:
         return None
-    state = outcome.state
-    state.environment = environment
-    answer = {
-        **kill_out(state),
-        "changed": outcome.changed,
-        "environment_version": outcome.environment_version,
-    }
-    return answer, environment.lineage
+    return kill_answer(outcome, environment), environment.lineage
 
 
 class KillRoute:

@@ -18,6 +18,7 @@ from django.conf import settings
 from flags import emergency, propagation, publish
 from flags.edge.state import (
     EdgeState,
+    drop_queued_work,
     environment_identities,
     load_payload,
     run_db,
@@ -27,6 +28,7 @@ from flags.tokens import live_token_principals
 
 logger = logging.getLogger("flags.edge")
 REPLAY_SECONDS = 1.0
+SHUTDOWN_STEP_SECONDS = 2.0
 COMPRESS_AFTER_SECONDS = 0.2
 
 
@@ -86,12 +88,18 @@ class Fanout:
         for task in self.tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        await self._flush_usage_once()
+        # Bounded: with the database unreachable each call would wait out its timeouts, and
+        # a process asked to stop must stop (its registry entry also expires on its own).
         with contextlib.suppress(Exception):
-            await run_db(propagation.report_remove, self.name)
+            await asyncio.wait_for(self._flush_usage_once(), SHUTDOWN_STEP_SECONDS)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                run_db(propagation.report_remove, self.name), SHUTDOWN_STEP_SECONDS
+            )
         if self._redis is not None:
             with contextlib.suppress(Exception):
                 await self._redis.aclose()
+        drop_queued_work()  # database calls still queued would hold the interpreter's exit
 
     # -- messages
 

@@ -49,6 +49,19 @@ async def run_db(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_db_pool, call)
 
 
+def drop_queued_work() -> None:
+    """At shutdown: drop database and evaluation calls not started yet (Python joins these
+    pools' threads at exit, after running everything queued), so a process whose database
+    hangs still stops within its calls' own timeouts. Fresh pools serve whatever runs next
+    in this process (an application started again, as the tests do)."""
+    global _db_pool, _evaluation_pool
+    old = (_db_pool, _evaluation_pool)
+    _db_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="edge-db")
+    _evaluation_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="edge-eval")
+    for pool in old:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 async def run_evaluation(function: Callable[..., T], *args: Any) -> T:
     """Run an evaluation off the event loop, so streams, kills and probes never wait for it."""
     return await asyncio.get_running_loop().run_in_executor(_evaluation_pool, function, *args)
