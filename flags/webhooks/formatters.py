@@ -82,9 +82,10 @@ def _percentage(document: dict[str, Any]) -> str:
     return f" to {plan['percentage']:g}%" if isinstance(plan.get("percentage"), int | float) else ""
 
 
-def summary(document: dict[str, Any]) -> str:
-    """One line: who did what to which flag, where, and why."""
-    action, flag = document["action"], document.get("flag") or document["target_key"]
+def summary(document: dict[str, Any], flag_text: str | None = None) -> str:
+    """One line: who did what to which flag, where, and why (``flag_text``: the flag as shown)."""
+    action = document["action"]
+    flag = flag_text or document.get("flag") or document["target_key"]
     where = f" in {document['environment']}" if document.get("environment") else ""
     verbs = {
         "flag.kill": f"killed {flag}{where}",
@@ -111,10 +112,8 @@ def json_body(document: dict[str, Any], kind: str, link: str | None) -> dict[str
 
 def slack_message(document: dict[str, Any], kind: str, link: str | None) -> dict[str, Any]:
     """A Slack-compatible incoming-webhook body: one readable line, the flag linked."""
-    line = summary(document)
-    if link:
-        flag = document.get("flag") or ""
-        line = line.replace(flag, f"<{link}|{flag}>", 1) if flag else f"{line} <{link}>"
+    flag = document.get("flag")
+    line = summary(document, f"<{link}|{flag}>" if link and flag else None)
     icon = {"kill": ":red_circle:", "guardrail": ":rotating_light:"}.get(
         kind, ":triangular_flag_on_post:"
     )
