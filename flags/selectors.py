@@ -20,6 +20,8 @@ from flags.models import (
     RolloutPlan,
     Segment,
     Tag,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 
 SNAPSHOT_SCHEMA_VERSION = 1
@@ -422,6 +424,51 @@ def guardrails_to_check(now: datetime) -> list[int]:
         for guardrail_id, is_advancing, changed, watch in rows
         if is_advancing or (changed is not None and changed >= now - timedelta(seconds=watch))
     ]
+
+
+def guardrail_list(flag: Flag, environment: Environment) -> list[Guardrail]:
+    """A flag's guardrails in one environment, by name."""
+    return list(
+        Guardrail.objects.filter(flag=flag, environment=environment)
+        .select_related("flag", "environment")
+        .order_by("name")
+    )
+
+
+def guardrail_get(flag: Flag, environment: Environment, name: str) -> Guardrail | None:
+    return (
+        Guardrail.objects.filter(flag=flag, environment=environment, name=name)
+        .select_related("flag", "environment")
+        .first()
+    )
+
+
+def guardrail_checks(guardrail: Guardrail, limit: int = 20) -> list[GuardrailCheck]:
+    """A guardrail's latest checks, newest first."""
+    return list(guardrail.checks.order_by("-checked_at", "-id")[:limit])
+
+
+def webhook_list(environment: Environment) -> list[WebhookSubscription]:
+    return list(
+        WebhookSubscription.objects.filter(environment=environment)
+        .select_related("environment")
+        .order_by("name", "id")
+    )
+
+
+def webhook_get(environment: Environment, webhook_id: int) -> WebhookSubscription | None:
+    return (
+        WebhookSubscription.objects.filter(environment=environment, pk=webhook_id)
+        .select_related("environment")
+        .first()
+    )
+
+
+def webhook_deliveries(
+    subscription: WebhookSubscription, limit: int = 100
+) -> list[WebhookDelivery]:
+    """A subscription's delivery log, newest first."""
+    return list(subscription.deliveries.order_by("-id")[:limit])
 
 
 def guardrail_checks_of_plan(plan_id: int, limit: int = 20) -> list[GuardrailCheck]:
