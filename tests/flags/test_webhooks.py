@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -310,3 +313,54 @@ def test_worker__delivers_after_commit_and_retries_with_growing_delays(
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert WebhookDelivery.objects.get().attempts == 4
+
+
+def _readme_examples() -> dict[str, str]:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Verifying a webhook signature") :]
+    return {
+        "python": re.search(r"```python\n(.*?)```", section, re.S).group(1),  # type: ignore[union-attr]
+        "js": re.search(r"```js\n(.*?)```", section, re.S).group(1),  # type: ignore[union-attr]
+    }
+
+
+def test_readme_examples__verify_a_real_delivery_and_refuse_a_forged_one(
+    production: Environment,
+    checkout: Flag,
+    actor: Actor,
+    queued: list[tuple[int, float]],
+    django_capture_on_commit_callbacks: Any,
+    tmp_path: Path,
+) -> None:
+    with Receiver() as receiver:
+        _, secret = webhooks.webhook_create(
+            actor=actor, environment=production, name="ops", url=receiver.url
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            kill(checkout, production)
+        deliver_all(queued)
+        (request,) = receiver.wait(1)
+    examples = _readme_examples()
+    namespace: dict[str, Any] = {}
+    exec(examples["python"], namespace)
+    verify = namespace["verify"]
+    assert verify(secret, request.headers, request.body)
+    assert not verify(secret, request.headers, request.body.replace(b"alice", b"mallory"))
+    assert not verify("fsv_whsec_wrong", request.headers, request.body)
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the Python example passed")
+    (tmp_path / "verify.mjs").write_text(examples["js"])
+    (tmp_path / "body.bin").write_bytes(request.body)
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    script = (
+        'import { verify } from "./verify.mjs"; import { readFileSync } from "node:fs";\n'
+        f"const headers = {json.dumps(headers)}; const body = readFileSync('body.bin');\n"
+        f"console.log(JSON.stringify([verify({json.dumps(secret)}, headers, body), "
+        f"verify({json.dumps(secret)}, headers, Buffer.from('x')), verify('wrong', headers, body)]));\n"
+    )
+    (tmp_path / "check.mjs").write_text(script)
+    result = subprocess.run(
+        [node, "check.mjs"], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert json.loads(result.stdout) == [True, False, False]
