@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.recorder import Actor
@@ -280,8 +281,6 @@ def test_guardrails_to_check__only_running_plans_or_recent_changes(
 ) -> None:
     from datetime import timedelta
 
-    from django.utils import timezone
-
     from flags import selectors
 
     quiet = make_flag("quiet")
@@ -294,3 +293,34 @@ def test_guardrails_to_check__only_running_plans_or_recent_changes(
     assert selectors.guardrails_to_check(timezone.now()) == [watched.pk]
     services.flag_state_update(actor=actor, flag=quiet, environment=production, enabled=True)
     assert selectors.guardrails_to_check(timezone.now()) == [watched.pk, idle.pk]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("action", ["kill", "step_back"])
+def test_guardrail__eight_workers_check_the_same_breach_at_once__act_once(
+    action: str,
+    checkout: Flag,
+    production: Environment,
+    actor: Actor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.flags.test_rollouts import _at_once
+
+    plan = ramp(checkout, production, actor)
+    guardrail = guard(checkout, production, actor, "", action=action)
+    Guardrail.objects.filter(pk=guardrail.pk).update(health="ok", last_checked_at=timezone.now())
+    rollouts.rollout_plans_advance_due()
+    breach = guardrails.checks.Reading(True, Guardrail.Health.PENDING, 0.4, "0.4 > 0.05")
+    monkeypatch.setattr(guardrails.checks, "guardrail_read", lambda guardrail: breach)
+
+    errors = _at_once(8, lambda n: guardrails.guardrail_check(guardrail=guardrail.pk))
+
+    assert errors == []
+    assert AuditEvent.objects.filter(action="guardrail.breach").count() == 1
+    assert GuardrailCheck.objects.filter(guardrail=guardrail).count() == 8
+    assert GuardrailCheck.objects.exclude(acted="").count() == 1
+    first = {"kill": "flag.kill", "step_back": "rollout_plan.step_back"}[action]
+    assert actions_by("guardrail:checkout-errors").count(first) == 1
+    plan.refresh_from_db()
+    assert plan.status == RolloutPlan.Status.PAUSED
