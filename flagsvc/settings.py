@@ -326,6 +326,13 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_PATCH": True,
     # Request components of their own, so "may not be blank" is documented (minLength: 1).
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets sharing a field name ("action", "health") get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "TriggerActionEnum": ["kill", "restore"],
+        "GuardrailActionEnum": ["pause", "step_back", "kill"],
+        "GuardrailHealthEnum": ["unknown", "ok", "pending", "breach", "error", "no_data"],
+        "GuardrailEvaluationHealthEnum": ["ok", "pending", "error", "no_data"],
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "flags.api.schema.postprocess_schema",
