@@ -61,7 +61,6 @@ def rollout_plan_step_back(
         last.applied_at, last.due_at = None, None
         last.save(update_fields=["applied_at", "due_at"])
         plan.expected_serve = serve
-        plan.status = Status.PAUSED
         core.state_write(
             actor=actor,
             state=state,

@@ -324,3 +324,46 @@ def test_guardrail__eight_workers_check_the_same_breach_at_once__act_once(
     assert actions_by("guardrail:checkout-errors").count(first) == 1
     plan.refresh_from_db()
     assert plan.status == RolloutPlan.Status.PAUSED
+
+
+@pytest.mark.django_db
+def test_step_back__first_step__serves_zero_percent_and_pauses(
+    checkout: Flag, production: Environment, actor: Actor
+) -> None:
+    plan = ramp(checkout, production, actor)
+    rollouts.rollout_plans_advance_due()
+    assert percentage(checkout, production) == 10
+    rollouts.rollout_plan_step_back(actor=Actor.guardrail("errors"), plan=plan, reason="5xx")
+    plan.refresh_from_db()
+    assert percentage(checkout, production) == 0
+    assert (
+        plan.status == "paused"
+        and plan.status_reason == "stepped back and paused by guardrail:errors: 5xx"
+    )
+    assert plan.steps.get(number=1).applied_at is None
+    rollouts.rollout_plan_resume(actor=actor, plan=plan, reason="fixed")
+    rollouts.rollout_plans_advance_due()
+    assert percentage(checkout, production) == 10  # the undone step comes back
+
+
+@pytest.mark.django_db
+def test_step_back__completed_plan__returns_to_the_previous_split_paused(
+    checkout: Flag, production: Environment, actor: Actor
+) -> None:
+    plan = rollouts.rollout_plan_create(
+        actor=actor,
+        flag=checkout,
+        environment=production,
+        steps=[{"percentage": 10}, {"percentage": 100, "after": 0}],
+    )
+    rollouts.rollout_plans_advance_due()
+    plan.refresh_from_db()
+    assert plan.status == "completed" and percentage(checkout, production) == 100
+    rollouts.rollout_plan_step_back(actor=actor, plan=plan, reason="errors at 100%")
+    plan.refresh_from_db()
+    assert plan.status == "paused" and percentage(checkout, production) == 10
+    event = AuditEvent.objects.get(action="rollout_plan.step_back")
+    assert (
+        event.reason
+        == f"step back from rollout plan #{plan.pk} step 2/2: 100% to 10%: errors at 100%"
+    )
