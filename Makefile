@@ -92,3 +92,10 @@ test: test-react
 test-react: $(DEV_STAMP)
 	cd sdk_clients/react && npm ci --no-audit --no-fund && npm run typecheck && npm test \
 		&& FLAGSVC_PYTHON=$(abspath $(PY)) npm run test:browser
+
+## bench-guardrail: error-ratio jump -> guardrail kill on an SSE subscriber, over the real stack and
+## a real Prometheus (Debian's prometheus, installed by name if missing), beside its budget
+.PHONY: bench-guardrail
+bench-guardrail: $(DEV_STAMP)
+	@command -v prometheus >/dev/null 2>&1 || apt-get install -y -q prometheus
+	$(PY) bench/guardrail_reaction.py

@@ -41,6 +41,7 @@ class AuditEvent(models.Model):
         TOKEN = "token"
         TRIGGER = "trigger"
         SCHEDULER = "scheduler"
+        GUARDRAIL = "guardrail"
         CLI = "cli"
         SYSTEM = "system"
 

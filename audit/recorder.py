@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from audit.checkpoints import Checkpoint, checkpoint_log
@@ -15,6 +16,13 @@ from audit.keys import AuditKeyError, ChainKeys
 from audit.models import AuditChainHead, AuditEvent, canonical_json
 
 GENESIS_HASH = "0" * 64
+
+event_recorded = Signal()
+"""Sent with ``event`` inside the change's transaction, after the event joined the chain.
+
+Receivers may write (their writes commit or roll back with the change) and must not
+fail the change: outbound notifications (``flags.webhooks``) queue their deliveries here.
+"""
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,10 @@ class Actor:
     @classmethod
     def scheduler(cls) -> Actor:
         return cls(AuditEvent.ActorKind.SCHEDULER, "scheduler")
+
+    @classmethod
+    def guardrail(cls, name: str) -> Actor:
+        return cls(AuditEvent.ActorKind.GUARDRAIL, f"guardrail:{name}")
 
     @classmethod
     def system(cls, name: str = "system") -> Actor:
@@ -100,6 +112,7 @@ def audit_record(
         key_id=keys.signing_id,
     )
     _seal_and_append(event, head, keys)
+    event_recorded.send(sender=AuditEvent, event=event)
     return event
 
 

@@ -10,3 +10,6 @@ class FlagsConfig(AppConfig):
     def ready(self) -> None:
         # Rollout plans follow kills, edits and archives through the services' hooks.
         from flags.rollouts import hooks  # noqa: F401
+
+        # Every audited change becomes webhook deliveries (audit.recorder.event_recorded).
+        from flags.webhooks import queue  # noqa: F401

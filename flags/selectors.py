@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Prefetch, Q, QuerySet
+from django.conf import settings
+from django.db.models import Count, Exists, Max, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from flags.models import (
     ApiToken,
     Environment,
     Flag,
     FlagState,
+    Guardrail,
+    GuardrailCheck,
     KillTrigger,
     RolloutPlan,
     Segment,
     Tag,
+    WebhookDelivery,
+    WebhookSubscription,
 )
 
 SNAPSHOT_SCHEMA_VERSION = 1
@@ -370,3 +375,106 @@ def flag_and_environment(flag_key: str, environment_key: str) -> tuple[Flag, Env
         .first()
     )
     return (state.flag, state.environment) if state is not None else None
+
+
+# -- guardrails (flags.guardrails) -------------------------------------------------------------
+
+
+def guardrails_blocking(flag_id: int, environment_id: int, now: datetime) -> list[str]:
+    """Why a rollout step of this flag must wait: one line per enabled guardrail not known healthy.
+
+    Healthy means its latest check answered a number on the right side of the threshold
+    within GUARDRAIL_FRESH_SECONDS. A failing query, no data, a breach (even one not yet
+    held for its duration) or no recent check all block: they never count as healthy.
+    """
+    fresh_after = now - timedelta(seconds=settings.GUARDRAIL_FRESH_SECONDS)
+    reasons = []
+    for guardrail in Guardrail.objects.filter(
+        flag_id=flag_id, environment_id=environment_id, enabled=True
+    ).order_by("name"):
+        if guardrail.last_checked_at is None or guardrail.last_checked_at < fresh_after:
+            reasons.append(
+                f"guardrail {guardrail.name}: no check in the last "
+                f"{settings.GUARDRAIL_FRESH_SECONDS:g}s"
+            )
+        elif guardrail.health != Guardrail.Health.OK:
+            detail = f" ({guardrail.last_message})" if guardrail.last_message else ""
+            reasons.append(f"guardrail {guardrail.name}: {guardrail.health}{detail}")
+    return reasons
+
+
+def guardrails_to_check(now: datetime) -> list[int]:
+    """Enabled guardrails whose flag has an advancing plan there, or changed within the watch."""
+    advancing = RolloutPlan.objects.filter(
+        flag_id=OuterRef("flag_id"),
+        environment_id=OuterRef("environment_id"),
+        status__in=RolloutPlan.ADVANCING,
+    )
+    changed_at = FlagState.objects.filter(
+        flag_id=OuterRef("flag_id"), environment_id=OuterRef("environment_id")
+    ).values("updated_at")[:1]
+    rows = (
+        Guardrail.objects.filter(enabled=True, flag__archived_at__isnull=True)
+        .annotate(advancing=Exists(advancing), changed_at=Subquery(changed_at))
+        .values_list("id", "advancing", "changed_at", "watch_seconds")
+        .order_by("id")
+    )
+    return [
+        guardrail_id
+        for guardrail_id, is_advancing, changed, watch in rows
+        if is_advancing or (changed is not None and changed >= now - timedelta(seconds=watch))
+    ]
+
+
+def guardrail_list(flag: Flag, environment: Environment) -> list[Guardrail]:
+    """A flag's guardrails in one environment, by name."""
+    return list(
+        Guardrail.objects.filter(flag=flag, environment=environment)
+        .select_related("flag", "environment")
+        .order_by("name")
+    )
+
+
+def guardrail_get(flag: Flag, environment: Environment, name: str) -> Guardrail | None:
+    return (
+        Guardrail.objects.filter(flag=flag, environment=environment, name=name)
+        .select_related("flag", "environment")
+        .first()
+    )
+
+
+def guardrail_checks(guardrail: Guardrail, limit: int = 20) -> list[GuardrailCheck]:
+    """A guardrail's latest checks, newest first."""
+    return list(guardrail.checks.order_by("-checked_at", "-id")[:limit])
+
+
+def webhook_list(environment: Environment) -> list[WebhookSubscription]:
+    return list(
+        WebhookSubscription.objects.filter(environment=environment)
+        .select_related("environment")
+        .order_by("name", "id")
+    )
+
+
+def webhook_get(environment: Environment, webhook_id: int) -> WebhookSubscription | None:
+    return (
+        WebhookSubscription.objects.filter(environment=environment, pk=webhook_id)
+        .select_related("environment")
+        .first()
+    )
+
+
+def webhook_deliveries(
+    subscription: WebhookSubscription, limit: int = 100
+) -> list[WebhookDelivery]:
+    """A subscription's delivery log, newest first."""
+    return list(subscription.deliveries.order_by("-id")[:limit])
+
+
+def guardrail_checks_of_plan(plan_id: int, limit: int = 20) -> list[GuardrailCheck]:
+    """The plan's latest guardrail checks, newest first (its timeline shows them)."""
+    return list(
+        GuardrailCheck.objects.filter(plan_id=plan_id)
+        .select_related("guardrail")
+        .order_by("-checked_at", "-id")[:limit]
+    )

@@ -1,4 +1,4 @@
-"""Celery tasks of the flag domain: the scheduled ramp-ups' tick."""
+"""Celery tasks of the flag domain: the rollout tick, the guardrail tick, webhook deliveries."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from flags import selectors
+from flags import guardrails, selectors, webhooks
 from flags.rollouts import rollout_plans_advance_due
 
 logger = logging.getLogger(__name__)
@@ -51,3 +51,26 @@ def _queue_run_for_next_due(now: datetime, horizon: datetime) -> None:
         )
     except Exception:  # the beat tick still comes; only the precision is lost
         logger.warning("could not queue the rollout step due at %s", upcoming, exc_info=True)
+
+
+@shared_task(name="flags.check_guardrails", ignore_result=True)
+def check_guardrails() -> int:
+    """Check every watched guardrail (beat sends this every GUARDRAIL_TICK_SECONDS).
+
+    Runs twice at once safely: each breach is acted on exactly once (flags.guardrails.checks).
+    """
+    return guardrails.guardrails_check_due()
+
+
+@shared_task(name="flags.deliver_webhook", ignore_result=True)
+def deliver_webhook(delivery_id: int) -> None:
+    """Attempt one webhook delivery; a failure queues the next attempt with exponential backoff."""
+    countdown = webhooks.webhook_delivery_attempt(delivery_id)
+    if countdown is not None:
+        webhooks.delivery_queue(delivery_id, countdown=countdown)
+
+
+@shared_task(name="flags.sweep_webhooks", ignore_result=True)
+def sweep_webhooks() -> int:
+    """Queue again deliveries whose message was lost (broker down at commit, worker lost)."""
+    return webhooks.deliveries_overdue_requeue()

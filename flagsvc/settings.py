@@ -31,6 +31,7 @@ env = environ.Env(
     CSRF_TRUSTED_ORIGINS=(list, []),
     LOG_LEVEL=(str, "INFO"),
     ROLLOUT_TICK_SECONDS=(float, 15.0),
+    GUARDRAIL_TICK_SECONDS=(float, 10.0),
     STREAM_KEEPALIVE_SECONDS=(float, 15.0),
     EDGE_WATCH_SECONDS=(float, 5.0),
     EDGE_FALLBACK_WATCH_SECONDS=(float, 0.5),
@@ -217,12 +218,41 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery
 # Scheduled ramp-ups (flags/rollouts/): beat sends the tick every ROLLOUT_TICK_SECONDS; a
 # tick nobody picked up within one interval is dropped (the next one does the same work).
 ROLLOUT_TICK_SECONDS = env("ROLLOUT_TICK_SECONDS")
+GUARDRAIL_TICK_SECONDS = env("GUARDRAIL_TICK_SECONDS")
+# Where guardrails send their queries unless one names its own Prometheus.
+PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="")
+GUARDRAIL_QUERY_TIMEOUT_SECONDS = env.float("GUARDRAIL_QUERY_TIMEOUT_SECONDS", default=5.0)
+# A rollout step needs every guardrail's latest check to be healthy and this recent.
+GUARDRAIL_FRESH_SECONDS = env.float(
+    "GUARDRAIL_FRESH_SECONDS", default=3 * GUARDRAIL_TICK_SECONDS + 5
+)
+# Webhook deliveries: attempts per event, the first retry's delay (doubling after), the
+# timeout of one attempt, and how many failed attempts in a row disable a subscription.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=6)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=10.0)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+WEBHOOK_DISABLE_AFTER = env.int("WEBHOOK_DISABLE_AFTER", default=20)
+# Links in chat messages point at the admin here (e.g. https://flags.example.com).
+FLAGSVC_PUBLIC_URL = env.str("FLAGSVC_PUBLIC_URL", default="")
 CELERY_BEAT_SCHEDULE = {
     "advance-rollouts": {
         "task": "flags.advance_rollouts",
         "schedule": ROLLOUT_TICK_SECONDS,
         "options": {"expires": max(ROLLOUT_TICK_SECONDS, 1.0)},
-    }
+    },
+    # Guardrails (flags/guardrails/): every GUARDRAIL_TICK_SECONDS, each watched guardrail
+    # asks Prometheus and acts once per breach; a rollout step waits for a fresh healthy check.
+    "check-guardrails": {
+        "task": "flags.check_guardrails",
+        "schedule": GUARDRAIL_TICK_SECONDS,
+        "options": {"expires": max(GUARDRAIL_TICK_SECONDS, 1.0)},
+    },
+    # Outbound webhooks (flags/webhooks/): deliveries whose queued retry was lost are re-queued.
+    "sweep-webhooks": {
+        "task": "flags.sweep_webhooks",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -296,6 +326,13 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_PATCH": True,
     # Request components of their own, so "may not be blank" is documented (minLength: 1).
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets sharing a field name ("action", "health") get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "TriggerActionEnum": ["kill", "restore"],
+        "GuardrailActionEnum": ["pause", "step_back", "kill"],
+        "GuardrailHealthEnum": ["unknown", "ok", "pending", "breach", "error", "no_data"],
+        "GuardrailEvaluationHealthEnum": ["ok", "pending", "error", "no_data"],
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "flags.api.schema.postprocess_schema",

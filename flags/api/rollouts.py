@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from flags import rollouts
 from flags.api import serializers as s
 from flags.api.auth import actor_for
+from flags.api.guardrails import PlanGuardrailCheckOut
 from flags.api.http import reason_of
 from flags.api.lookups import (
     REASON_HEADER_PARAMETER,
@@ -147,7 +148,11 @@ class RolloutPlanOut(serializers.Serializer):
     last_applied_percentage = serializers.FloatField(allow_null=True)
     next_step = serializers.IntegerField(allow_null=True)
     next_due_at = serializers.DateTimeField(allow_null=True)
+    blocked_reason = serializers.CharField(
+        allow_null=True, help_text="Why the due step waits (a guardrail not known healthy)."
+    )
     steps = RolloutStepOut(many=True)
+    guardrail_checks = PlanGuardrailCheckOut(many=True, help_text="Latest first.")
     replaces = serializers.IntegerField(allow_null=True, help_text="The plan this one replaced.")
     replaced_by = serializers.IntegerField(allow_null=True)
     started_at = serializers.DateTimeField()

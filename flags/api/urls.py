@@ -2,7 +2,18 @@
 
 from django.urls import path
 
-from flags.api import environments, flags, kills, rollouts, segments, states, tokens, triggers
+from flags.api import (
+    environments,
+    flags,
+    guardrails,
+    kills,
+    rollouts,
+    segments,
+    states,
+    tokens,
+    triggers,
+    webhooks,
+)
 
 urlpatterns = [
     path("environments/", environments.EnvironmentListView.as_view(), name="api-environments"),
@@ -52,6 +63,38 @@ urlpatterns = [
             ("abort", rollouts.RolloutPlanAbortView),
             ("skip", rollouts.RolloutPlanSkipView),
         )
+    ),
+    # Guardrails: a flag watches its health in Prometheus (flags/api/guardrails.py).
+    path(
+        "flags/<str:key>/environments/<str:environment>/guardrails/",
+        guardrails.GuardrailListView.as_view(),
+        name="api-guardrails",
+    ),
+    path(
+        "flags/<str:key>/environments/<str:environment>/guardrails/<str:name>/",
+        guardrails.GuardrailDetailView.as_view(),
+        name="api-guardrail",
+    ),
+    path(
+        "flags/<str:key>/environments/<str:environment>/guardrails/<str:name>/evaluate/",
+        guardrails.GuardrailEvaluateView.as_view(),
+        name="api-guardrail-evaluate",
+    ),
+    # Outbound webhooks of an environment (flags/api/webhooks.py).
+    path(
+        "environments/<str:environment>/webhooks/",
+        webhooks.WebhookListView.as_view(),
+        name="api-webhooks",
+    ),
+    path(
+        "environments/<str:environment>/webhooks/<int:webhook_id>/",
+        webhooks.WebhookDetailView.as_view(),
+        name="api-webhook",
+    ),
+    path(
+        "environments/<str:environment>/webhooks/<int:webhook_id>/deliveries/",
+        webhooks.WebhookDeliveriesView.as_view(),
+        name="api-webhook-deliveries",
     ),
     # The kill switch (kill keys, admin tokens, staff sessions; triggers need only their URL).
     path("flags/<str:key>/kill/", kills.FlagKillView.as_view(), name="api-flag-kill"),

@@ -2,7 +2,7 @@
 
 ``schedule`` is the pure part (reading steps, when each falls due); ``plans`` what
 every plan action shares; ``actions`` what people do (create, replace, pause,
-resume, abort, skip); ``scheduler`` the exactly-once step the Celery task runs;
+resume, abort, skip); ``step_back`` what a guardrail does; ``scheduler`` the exactly-once step the Celery task runs;
 ``hooks`` how plans follow kills, edits and archives; ``documents`` the plan as the API
 and the admin show it. Callers use the names below.
 """
@@ -23,6 +23,7 @@ from flags.rollouts.hooks import (
 )
 from flags.rollouts.plans import driven_serve, rollout_plan_record, split_serve
 from flags.rollouts.scheduler import rollout_plan_advance, rollout_plans_advance_due
+from flags.rollouts.step_back import rollout_plan_step_back
 
 __all__ = [
     "driven_serve",
@@ -35,6 +36,7 @@ __all__ = [
     "rollout_plan_replace",
     "rollout_plan_resume",
     "rollout_plan_skip_to_step",
+    "rollout_plan_step_back",
     "rollout_plans_abort_for_archive",
     "rollout_plans_advance_due",
     "rollout_plans_pause_for_edit",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flags import selectors
 from flags.models import RolloutPlan
 from flags.rollouts import schedule
 
@@ -75,7 +76,19 @@ def rollout_plan_document(plan: RolloutPlan) -> dict[str, Any]:
         ),
         "next_step": pending + 1 if pending is not None and plan.active else None,
         "next_due_at": _moment(plan.next_due_at),
+        "blocked_reason": plan.blocked_reason or None,
         "steps": timeline,
+        "guardrail_checks": [
+            {
+                "guardrail": check.guardrail.name,
+                "checked_at": _moment(check.checked_at),
+                "health": check.health,
+                "value": check.value,
+                "message": check.message,
+                "acted": check.acted or None,
+            }
+            for check in selectors.guardrail_checks_of_plan(plan.pk)
+        ],
         "replaces": plan.replaces_id,
         "replaced_by": replaced_by.pk if replaced_by is not None else None,
         "started_at": _moment(plan.started_at),

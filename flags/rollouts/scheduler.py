@@ -8,7 +8,8 @@ the actor ``scheduler`` and a reason like ``rollout plan #12 step 3/5: 25%``.
 claims the plan row with ``SELECT … FOR UPDATE SKIP LOCKED`` filtered on "active
 and due now", locks the environment and the flag state like every service,
 re-checks the flag (archived: abort; killed or its split changed by someone
-else: pause), applies the step, writes the step's ``applied_at`` and the plan's
+else: pause), waits while any of the flag's guardrails is not known healthy
+(``blocked_reason`` says which; see ``flags.guardrails``), applies the step, writes the step's ``applied_at`` and the plan's
 next due time, and commits. A second worker at the same instant skips the
 claimed row; one arriving after the commit finds nothing due; a worker killed
 before the commit leaves nothing (the transaction rolls back, and the
@@ -39,6 +40,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.recorder import Actor
+from flags import selectors
 from flags.models import RolloutPlan, RolloutStep
 from flags.rollouts import schedule
 from flags.rollouts.plans import (
@@ -163,6 +165,13 @@ def _step_apply(plan_id: int, *, now: datetime | None, actor: Actor) -> RolloutS
             now=moment,
         )
         return None
+    blocked = selectors.guardrails_blocking(plan.flag_id, plan.environment_id, moment)
+    if blocked:  # a guardrail not known healthy holds the step; the next tick tries again
+        note = f"{label} waits: " + "; ".join(blocked)
+        if plan.blocked_reason != note:
+            plan.blocked_reason = note
+            plan.save(update_fields=["blocked_reason"])
+        return None
     serve = split_serve(plan, step.weight)
     proposed = serve_replaced(state.definition(), plan.rule_id, serve)
     problems = core.state_problems(state, environment, proposed)
@@ -178,6 +187,7 @@ def _step_apply(plan_id: int, *, now: datetime | None, actor: Actor) -> RolloutS
     step.due_at, step.applied_at = plan.next_due_at, moment
     step.save(update_fields=["due_at", "applied_at"])
     plan.expected_serve = serve
+    plan.blocked_reason = ""
     if pending == total - 1:
         plan.status = Status.COMPLETED
         plan.status_reason = f"completed: all {total} steps applied"

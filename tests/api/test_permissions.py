@@ -19,7 +19,14 @@ from audit.models import AuditEvent
 from flags.api.permissions import KILL_KINDS, environment_scope_check, model_permissions
 from flags.models import ApiToken, Flag, FlagState
 from tests.api.conftest import error_of, send
-from tests.api.test_scope import ENDPOINTS, EVERYONE, Endpoint, world  # noqa: F401
+from tests.api.test_scope import (  # noqa: F401
+    ENDPOINTS,
+    EVERYONE,
+    GUARDRAILS,
+    WEBHOOKS,
+    Endpoint,
+    world,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -68,6 +75,18 @@ NEEDS: dict[str, tuple[str, ...]] = {
     f"PUT {PLAN}": ("flags.add_rolloutplan",),
     f"DELETE {PLAN}": ("flags.change_rolloutplan",),
     **{f"POST {PLAN}{action}": ("flags.change_rolloutplan",) for action in PLAN_ACTIONS},
+    f"GET {GUARDRAILS}": ("flags.view_guardrail",),
+    f"POST {GUARDRAILS}": ("flags.add_guardrail",),
+    f"GET {GUARDRAILS}errors/": ("flags.view_guardrail",),
+    f"PATCH {GUARDRAILS}errors/": ("flags.change_guardrail",),
+    f"DELETE {GUARDRAILS}errors/": ("flags.delete_guardrail",),
+    f"POST {GUARDRAILS}errors/evaluate/": ("flags.view_guardrail",),
+    f"GET {WEBHOOKS}": ("flags.view_webhooksubscription",),
+    f"POST {WEBHOOKS}": ("flags.add_webhooksubscription",),
+    f"GET {WEBHOOKS}{{webhook_id}}/": ("flags.view_webhooksubscription",),
+    f"PATCH {WEBHOOKS}{{webhook_id}}/": ("flags.change_webhooksubscription",),
+    f"DELETE {WEBHOOKS}{{webhook_id}}/": ("flags.delete_webhooksubscription",),
+    f"GET {WEBHOOKS}{{webhook_id}}/deliveries/": ("flags.view_webhooksubscription",),
 }
 MANAGED = [e for e in ENDPOINTS if e.allowed != EVERYONE]
 _names = itertools.count()
@@ -96,6 +115,7 @@ def _path(endpoint: Endpoint, world: dict[str, Any]) -> str:  # noqa: F811
         token_id=world["token_id"],
         trigger_id=world["trigger_id"],
         trigger_secret=world["trigger_secret"],
+        webhook_id=world["webhook_id"],
     )
 
 
@@ -114,7 +134,8 @@ def test_needs_table__covers_every_management_route() -> None:
     routes = {n for n in names(get_resolver().url_patterns) if n.startswith("api-")}
     routes -= {"api-schema", "api-docs", "api-trigger-fire"}  # public or the secret is the key
     tested = {
-        resolve(e.path.split("?")[0].format(token_id=1, trigger_id=1)).url_name for e in MANAGED
+        resolve(e.path.split("?")[0].format(token_id=1, trigger_id=1, webhook_id=1)).url_name
+        for e in MANAGED
     }
     assert routes == tested
     assert set(NEEDS) == {str(e) for e in MANAGED}

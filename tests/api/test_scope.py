@@ -18,7 +18,7 @@ from django.test import Client
 
 from audit.models import AuditEvent
 from audit.recorder import Actor
-from flags import rollouts, services
+from flags import guardrails, rollouts, services, webhooks
 from flags.models import ApiToken, Environment, Flag
 from tests.api.conftest import bearer, error_of, send
 
@@ -56,6 +56,8 @@ class Endpoint:
 STATE = "/api/v1/flags/new-checkout/environments/production/"
 SEGMENT = "/api/v1/environments/production/segments/staff/"
 PLAN = "/api/v1/flags/new-checkout/environments/production/rollout-plan/"
+GUARDRAILS = "/api/v1/flags/new-checkout/environments/production/guardrails/"
+WEBHOOKS = "/api/v1/environments/production/webhooks/"
 ENDPOINTS = [
     Endpoint("GET", "/api/v1/environments/"),
     Endpoint("POST", "/api/v1/environments/", {"key": "qa"}),
@@ -126,6 +128,19 @@ ENDPOINTS = [
     Endpoint("POST", PLAN + "resume/"),
     Endpoint("POST", PLAN + "abort/"),
     Endpoint("POST", PLAN + "skip/", {"step": 2}),
+    # Guardrails and webhooks: management, so admin only.
+    Endpoint("GET", GUARDRAILS),
+    Endpoint("POST", GUARDRAILS, {"name": "latency", "query": "up", "threshold": 1}),
+    Endpoint("GET", GUARDRAILS + "errors/"),
+    Endpoint("PATCH", GUARDRAILS + "errors/", {"enabled": False}),
+    Endpoint("DELETE", GUARDRAILS + "errors/"),
+    Endpoint("POST", GUARDRAILS + "errors/evaluate/"),
+    Endpoint("GET", WEBHOOKS),
+    Endpoint("POST", WEBHOOKS, {"name": "chat", "url": "https://chat.example.com/hook"}),
+    Endpoint("GET", WEBHOOKS + "{webhook_id}/"),
+    Endpoint("PATCH", WEBHOOKS + "{webhook_id}/", {"enabled": False}),
+    Endpoint("DELETE", WEBHOOKS + "{webhook_id}/"),
+    Endpoint("GET", WEBHOOKS + "{webhook_id}/deliveries/"),
 ]
 
 # Who calls, and the status a refusal must have. "kill (staging)" is a kill key bound to
@@ -177,8 +192,20 @@ def world(
     trigger, secret = services.trigger_create(
         actor=actor, name="apm", flag=Flag.objects.get(key="new-checkout"), environment=production
     )
+    guardrails.guardrail_create(
+        actor=actor,
+        flag=Flag.objects.get(key="new-checkout"),
+        environment=production,
+        name="errors",
+        query="up",
+        threshold=1,
+    )
+    webhook, _ = webhooks.webhook_create(
+        actor=actor, environment=production, name="ops", url="https://ops.example.com/hook"
+    )
     return {
         "tokens": tokens,
+        "webhook_id": webhook.pk,
         "token_id": target.pk,
         "trigger_id": trigger.pk,
         "trigger_secret": secret,
@@ -207,6 +234,7 @@ def test_scope_matrix(endpoint: Endpoint, who: str, world: dict[str, Any]) -> No
         token_id=world["token_id"],
         trigger_id=world["trigger_id"],
         trigger_secret=world["trigger_secret"],
+        webhook_id=world["webhook_id"],
     )
     events_before = AuditEvent.objects.count()
 

@@ -1,0 +1,130 @@
+"""People's webhook writes: subscribe (the signing secret is shown once), enable, disable, delete.
+
+The signing secret is stored as issued, not as a digest: flagsvc needs it to sign
+every delivery. It is never shown again (the admin and the API show its last four
+characters); whoever can read the database can read it, as with any HMAC key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+
+from audit import recorder
+from audit.recorder import Actor
+from flags.models import Environment, WebhookSubscription
+from flags.services import core
+from flags.webhooks.formatters import KINDS
+from flags.webhooks.signing import signing_secret_generate
+
+
+def webhook_record(subscription: WebhookSubscription) -> dict[str, Any]:
+    """A subscription as the audit trail and the API show it (never its secret)."""
+    return {
+        "id": subscription.pk,
+        "name": subscription.name,
+        "environment": subscription.environment.key,
+        "url": subscription.url,
+        "kinds": list(subscription.kinds),
+        "format": subscription.format,
+        "enabled": subscription.enabled,
+        "secret_hint": subscription.secret_hint,
+        "authorization": bool(subscription.authorization),
+    }
+
+
+def _audit(
+    actor: Actor, action: str, subscription: WebhookSubscription, before: Any, reason: str
+) -> None:
+    recorder.audit_record(
+        actor=actor,
+        action=f"webhook.{action}",
+        target_type="webhook",
+        target_key=f"{subscription.environment.key}:{subscription.name}",
+        environment_key=subscription.environment.key,
+        before=before,
+        after=webhook_record(subscription) if action != "delete" else None,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def webhook_create(
+    *,
+    actor: Actor,
+    environment: Environment,
+    name: str,
+    url: str,
+    kinds: Sequence[str] = (),
+    format: str = "json",
+    authorization: str = "",
+    reason: str = "",
+) -> tuple[WebhookSubscription, str]:
+    """Send ``environment``'s changes of ``kinds`` (none: all) to ``url``; returns it and its secret."""
+    reason = core.check_reason(reason)
+    errors: dict[str, str] = {}
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        errors["name"] = "1-100 characters"
+    try:
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        errors["url"] = "an http(s) URL"
+    if not isinstance(kinds, list | tuple) or any(kind not in KINDS for kind in kinds):
+        errors["kinds"] = f"a list of: {', '.join(KINDS)} (empty: every kind)"
+    if format not in WebhookSubscription.Format.values:
+        errors["format"] = f"one of {', '.join(WebhookSubscription.Format.values)}"
+    if not isinstance(authorization, str) or len(authorization) > 500:
+        errors["authorization"] = "a header value of at most 500 characters"
+    core.raise_definition(errors)
+    secret = signing_secret_generate()
+    subscription = WebhookSubscription.objects.create(
+        environment=environment,
+        name=name.strip(),
+        url=url,
+        kinds=sorted(set(kinds)),
+        format=format,
+        authorization=authorization,
+        signing_secret=secret,
+        created_by=actor.name,
+    )
+    _audit(actor, "create", subscription, None, reason)
+    return subscription, secret
+
+
+def _locked(subscription: WebhookSubscription) -> WebhookSubscription:
+    return (
+        WebhookSubscription.objects.select_for_update(of=("self",))
+        .select_related("environment")
+        .get(pk=subscription.pk)
+    )
+
+
+@transaction.atomic
+def webhook_set_enabled(
+    *, actor: Actor, subscription: WebhookSubscription, enabled: bool, reason: str = ""
+) -> WebhookSubscription:
+    """Switch deliveries on (failure count reset) or off; nothing if already so."""
+    reason = core.check_reason(reason)
+    subscription = _locked(subscription)
+    if subscription.enabled == enabled:
+        return subscription
+    before = webhook_record(subscription)
+    subscription.enabled = enabled
+    subscription.consecutive_failures = 0
+    subscription.disabled_reason = "" if enabled else f"disabled by {actor.name}"
+    subscription.save()
+    _audit(actor, "enable" if enabled else "disable", subscription, before, reason)
+    return subscription
+
+
+@transaction.atomic
+def webhook_delete(*, actor: Actor, subscription: WebhookSubscription, reason: str = "") -> None:
+    """Remove a subscription and its delivery log (the audit trail keeps its record)."""
+    reason = core.check_reason(reason)
+    subscription = _locked(subscription)
+    _audit(actor, "delete", subscription, webhook_record(subscription), reason)
+    subscription.delete()

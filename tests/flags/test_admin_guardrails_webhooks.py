@@ -1,0 +1,123 @@
+"""Guardrails and webhooks in the admin: created through the services (audited as the staff
+user), evaluated now without acting, switched on and off; the secret shown once; the delivery log."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.test import Client
+
+from audit.models import AuditEvent
+from audit.recorder import Actor
+from flags import guardrails, webhooks
+from flags.models import Environment, Flag, Guardrail, WebhookDelivery, WebhookSubscription
+from tests.prometheus import free_port
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def checkout(make_flag: Callable[..., Flag]) -> Flag:
+    return make_flag("checkout")
+
+
+def test_guardrail_add__through_the_service_audited_as_the_staff_user(
+    admin_client: Client, checkout: Flag, production: Environment
+) -> None:
+    response = admin_client.post(
+        "/admin/flags/guardrail/add/",
+        {
+            "flag": checkout.pk,
+            "environment": production.pk,
+            "name": "errors",
+            "query": "sum(rate(http_requests_total{code=~'5..'}[1m]))",
+            "comparison": "gt",
+            "threshold": "0.05",
+            "for_seconds": "30",
+            "action": "step_back",
+            "watch_seconds": "900",
+            "prometheus_url": "",
+            "enabled": "on",
+            "reason": "protect checkout",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    guardrail = Guardrail.objects.get()
+    assert (guardrail.action, guardrail.for_seconds, guardrail.created_by) == (
+        "step_back",
+        30,
+        "admin",
+    )
+    event = AuditEvent.objects.get(action="guardrail.create")
+    assert (event.actor, event.reason) == ("admin", "protect checkout")
+    page = admin_client.get(f"/admin/flags/guardrail/{guardrail.pk}/change/")
+    assert b"not checked yet" in page.content
+
+
+def test_guardrail_actions__evaluate_now_shows_the_error_and_disable_audits(
+    admin_client: Client, checkout: Flag, production: Environment, actor: Actor
+) -> None:
+    guardrail = guardrails.guardrail_create(
+        actor=actor,
+        flag=checkout,
+        environment=production,
+        name="errors",
+        query="up",
+        threshold=1,
+        prometheus_url=f"http://127.0.0.1:{free_port()}",
+    )
+    evaluated = admin_client.post(
+        "/admin/flags/guardrail/",
+        {"action": "evaluate_now", "_selected_action": [guardrail.pk]},
+        follow=True,
+    )
+    assert b"rrors (checkout@production): error: Prometheus at" in evaluated.content
+    assert not guardrail.checks.exists()
+    admin_client.post(
+        "/admin/flags/guardrail/", {"action": "disable", "_selected_action": [guardrail.pk]}
+    )
+    assert not Guardrail.objects.get().enabled
+    assert AuditEvent.objects.filter(action="guardrail.disable", actor="admin").count() == 1
+
+
+def test_webhook_add__secret_shown_once_and_log_listed(
+    admin_client: Client, production: Environment, actor: Actor
+) -> None:
+    response = admin_client.post(
+        "/admin/flags/webhooksubscription/add/",
+        {
+            "name": "chat",
+            "environment": production.pk,
+            "url": "https://hooks.slack.example.com/services/x",
+            "kinds": ["kill", "guardrail"],
+            "format": "slack",
+            "authorization": "",
+        },
+    )
+    assert response.status_code == 200, response.content[:2000]
+    subscription = WebhookSubscription.objects.get()
+    assert subscription.kinds == ["guardrail", "kill"]
+    assert subscription.signing_secret.encode() in response.content
+    detail = admin_client.get(f"/admin/flags/webhooksubscription/{subscription.pk}/change/")
+    assert subscription.signing_secret.encode() not in detail.content
+    WebhookDelivery.objects.create(
+        subscription=subscription,
+        event_sequence=1,
+        action="flag.kill",
+        kind="kill",
+        payload={},
+        attempts=2,
+        status="failed",
+        last_error="HTTP 500 Internal Server Error",
+    )
+    log = admin_client.get(
+        f"/admin/flags/webhookdelivery/?subscription__id__exact={subscription.pk}"
+    )
+    assert b"HTTP 500 Internal Server Error" in log.content
+    admin_client.post(
+        "/admin/flags/webhooksubscription/",
+        {"action": "disable", "_selected_action": [subscription.pk]},
+    )
+    assert not WebhookSubscription.objects.get().enabled
+    assert webhooks.webhook_record(WebhookSubscription.objects.get())["enabled"] is False
