@@ -208,6 +208,21 @@ def start_web(link: DatabaseLink, tmp_path: Path) -> tuple[subprocess.Popen[byte
     return web, url
 
 
+def stop_web(web: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as an orchestrator sends it: the process must stop on its own, database down.
+
+    The bound is generous for a loaded 2-core machine; a process still running past it is
+    killed and the test fails, so a hang at shutdown cannot pass unnoticed.
+    """
+    web.terminate()
+    try:
+        web.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        web.kill()
+        web.wait(timeout=10)
+        raise AssertionError("the web process did not stop within 60 s of SIGTERM") from None
+
+
 def _answers(url: str) -> bool:
     with contextlib.suppress(httpx.HTTPError):
         return httpx.get(url, timeout=1).status_code == 200
@@ -241,8 +256,7 @@ def test_database_cut_after_start_up__readyz_200_with_database_down_and_sdk_read
         metrics = httpx.get(f"{url}/metrics").text
         assert 'flagsvc_dependency_state{dependency="database",state="down"} 1.0' in metrics
     finally:
-        web.terminate()
-        web.wait(timeout=20)
+        stop_web(web)
 
 
 @pytest.mark.integration
@@ -257,5 +271,4 @@ def test_database_unreachable_before_any_snapshot__readyz_503(
         assert response.json()["checks"]["database"] == "down"
         assert "database is unreachable" in response.json()["error"]["message"]
     finally:
-        web.terminate()
-        web.wait(timeout=20)
+        stop_web(web)
