@@ -185,7 +185,7 @@ class KillTriggerAdmin(IssuedSecretAdmin):
     search_fields = ("name", "flag__key", "hint")
     actions = ("revoke_triggers",)
     create_fields = ("name", "flag", "environment", "action", "reason")
-    detail_fields = ("name", "flag", "environment", "action", *ISSUED, *REVOKED)
+    detail_fields = ("name", "flag", "environment", "action", "reason", *ISSUED, *REVOKED)
     revoke_permission = "flags.change_killtrigger"
     # Its secret is shown as the URL to fire, and a revoked one is passed over in silence.
     secret = IssuedSecret(

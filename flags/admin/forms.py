@@ -245,7 +245,13 @@ class ApiTokenForm(forms.ModelForm):
 
 
 class KillTriggerForm(forms.ModelForm):
-    reason = audit_reason_field()
+    reason = forms.CharField(
+        required=False,
+        max_length=services.MAX_KILL_REASON,
+        label="Kill reason",
+        help_text="The reason of every kill (or restore) this URL fires, e.g. "
+        '"checkout 5xx rate above 2%"; an alert\'s note is added to it. Also on the audit trail.',
+    )
 
     class Meta:
         model = KillTrigger
