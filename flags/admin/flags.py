@@ -36,9 +36,8 @@ class FlagStateInline(admin.StackedInline):
     form = FlagStateForm
     extra = 0
     can_delete = False
+    template = "admin/flags/flag/state_inline.html"
     fields = (
-        "environment_label",
-        "kill_status",
         "enabled",
         "targets",
         "rules",
@@ -46,7 +45,6 @@ class FlagStateInline(admin.StackedInline):
         "prerequisites",
         "expected_version",
     )
-    readonly_fields = ("environment_label", "kill_status")
     verbose_name = "state in environment"
     verbose_name_plural = "states per environment"
 
@@ -67,21 +65,6 @@ class FlagStateInline(admin.StackedInline):
             .select_related("environment", "flag")
             .order_by("environment__sort_order", "environment_id")
         )
-
-    @admin.display(description="Environment")
-    def environment_label(self, state: FlagState) -> str:
-        return f"{state.environment.name} ({state.environment.key}) — v{state.version}"
-
-    @admin.display(description="Kill switch")
-    def kill_status(self, state: FlagState) -> SafeString:
-        if state.killed:
-            return format_html(
-                '<strong style="color:#ba2121">KILLED</strong> by {} at {}: {}',
-                state.killed_by,
-                state.killed_at,
-                state.kill_reason,
-            )
-        return format_html('<span style="color:#447e9b">{}</span>', "live")
 
 
 @admin.register(Flag)

@@ -169,7 +169,9 @@ class EnvironmentActions(admin.ModelAdmin):
         if unchanged:
             text += f", {unchanged} already so (nothing written)"
         version = selectors.environment_by_id(environment.pk).version
-        text += f". {environment.key} is now at version {version}"
+        # The environment's version counts every change in it; SDKs and edges report the
+        # version they serve, which is how "live everywhere" is confirmed.
+        text += f". {environment.key} configuration is now version {version} (SDKs serving it see the change)"
         report = messages.success
         if action in ("kill", "restore"):
             confirmation = propagation.change_confirm(

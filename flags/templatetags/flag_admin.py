@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from flags import selectors
 from flags.admin.display import ago, state_badge, utc_time
+from flags.admin.overview import next_step
 from flags.models import Flag, FlagState
+from flags.rollouts import rollout_plan_document
 
 register = template.Library()
 
@@ -36,3 +40,17 @@ def when(value: datetime | str | None) -> SafeString | str:
 def badge(flag: Flag, state: FlagState) -> SafeString:
     """The labelled badge of a flag's state in one environment (readable without colour)."""
     return state_badge(flag, state)
+
+
+@register.inclusion_tag("admin/flags/flag/environment_header.html")
+def environment_header(state: FlagState) -> dict[str, Any]:
+    """The top of an environment's section on the flag page: state, kill/restore, next step."""
+    plan = selectors.rollout_plan_current(state.flag, state.environment)
+    document = rollout_plan_document(plan) if plan is not None and plan.active else None
+    return {
+        "flag": state.flag,
+        "state": state,
+        "environment": state.environment,
+        "plan": document,
+        "next": next_step(document) if document else None,
+    }
