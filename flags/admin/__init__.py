@@ -4,6 +4,6 @@ Every save and action calls the services (audited, actor = the staff user); read
 through ``flags.selectors``. Importing this package registers every ModelAdmin.
 """
 
-from flags.admin import credentials, environments, flags, segments
+from flags.admin import audit, credentials, environments, flags, segments
 
-__all__ = ["credentials", "environments", "flags", "segments"]
+__all__ = ["audit", "credentials", "environments", "flags", "segments"]

@@ -88,7 +88,7 @@ class FlagAdmin(EnvironmentActions, ServiceErrorsAsMessages):
         return selectors.with_tags_and_states(super().get_queryset(request))
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
-        columns: list[Any] = ["key_and_name", "tag_list", "owner"]
+        columns: list[Any] = ["key_and_name"]
         may_toggle = request.user.has_perm(ACTION_PERMISSIONS["enable"])
         columns += [
             self._environment_column(e, may_toggle) for e in selectors.environments_in_order()
@@ -98,13 +98,19 @@ class FlagAdmin(EnvironmentActions, ServiceErrorsAsMessages):
     def get_list_display_links(self, request: HttpRequest, list_display: Any) -> tuple[str, ...]:
         return ("key_and_name",)
 
-    @admin.display(description="Flag", ordering="key")
+    @admin.display(description="Flag · owner · tags", ordering="key")
     def key_and_name(self, flag: Flag) -> SafeString:
+        owner_and_tags = " · ".join(
+            part for part in (flag.owner, ", ".join(t.name for t in flag.tags.all())) if part
+        )
         return format_html(
-            '<strong class="flag-key">{}</strong><span class="flag-name" title="{}">{}</span>',
+            '<strong class="flag-key">{}</strong><span class="flag-name" title="{}">{}</span>'
+            '<span class="flag-owner" title="{}">{}</span>',
             flag.key,
             flag.description or flag.name,
             flag.name if flag.type == Flag.Type.BOOLEAN else f"{flag.name} ({flag.type})",
+            owner_and_tags,
+            owner_and_tags,
         )
 
     @staticmethod
