@@ -80,7 +80,7 @@ class FlagAdmin(EnvironmentActions, ServiceErrorsAsMessages):
 
     class Media:
         css = {"all": ("flags/admin/flags.css",)}
-        js = ("flags/admin/flags.js",)
+        js = ("flags/admin/flags.js", "flags/admin/state_editor.js")
 
     # -- list
 

@@ -233,3 +233,121 @@ def test_trigger__tested_without_killing(admin_server: AdminServer, browser: Any
         action="trigger.test", actor="trigger:datadog-psp-errors"
     ).exists()
     assert not AuditEvent.objects.filter(action="flag.kill", flag_key=flag.key).exists()
+
+
+def _section(driver: Any, environment: str) -> WebElement:
+    return driver.find_element(By.CSS_SELECTOR, f".env-section[data-environment={environment}]")
+
+
+def _editor(section: WebElement, field: str) -> WebElement:
+    return section.find_element(By.CSS_SELECTOR, f".structured-editor[data-editor-for$='-{field}']")
+
+
+def _choose(element: WebElement, value: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    Select(element).select_by_value(value)
+
+
+def _type(element: WebElement, text: str) -> None:
+    element.clear()
+    element.send_keys(text)
+
+
+DEFINITION = {
+    "rules": [
+        {
+            "id": "dach-staff",
+            "conditions": [
+                {"attribute": "country", "operator": "in", "value": ["DE", "AT"]},
+                {"operator": "in_segment", "value": ["internal-staff"]},
+            ],
+            "serve": {"variant": "on"},
+        }
+    ],
+    "default_serve": {
+        "split": [{"variant": "on", "weight": 1000}, {"variant": "off", "weight": 9000}]
+    },
+}
+
+
+def test_structured_editor__a_rule_and_a_10_90_split_saved_as_the_api_would(
+    admin_server: AdminServer, browser: Any
+) -> None:
+    from flags import services
+    from flags.models import ApiToken
+
+    log_in(browser, admin_server)
+    flag = Flag.objects.get(key="payments.provider-b")
+    browser.get(f"{admin_server.url}/admin/flags/flag/{flag.pk}/change/")
+    staging = _section(browser, "staging")
+    # The JSON boxes are hidden behind the form; "JSON" shows them
+    assert not staging.find_element(By.NAME, "states-1-rules").is_displayed()
+    rules = _editor(staging, "rules")
+    rules.find_element(By.CSS_SELECTOR, ".add-rule").click()
+    _type(rules.find_element(By.CSS_SELECTOR, ".rule-id"), "dach-staff")
+    _type(rules.find_element(By.CSS_SELECTOR, ".condition-attribute"), "country")
+    operators = rules.find_element(By.CSS_SELECTOR, ".condition-operator")
+    offered = [o.get_attribute("value") for o in operators.find_elements(By.TAG_NAME, "option")]
+    assert "semver_gte" in offered and "in_segment" in offered  # the engine's list
+    _choose(operators, "in")
+    _type(rules.find_element(By.CSS_SELECTOR, ".condition-value"), "DE, AT")
+    rules.find_element(By.CSS_SELECTOR, ".add-condition").click()
+    _choose(rules.find_elements(By.CSS_SELECTOR, ".condition-operator")[1], "in_segment")
+    segment = rules.find_element(By.CSS_SELECTOR, ".condition-segment")
+    assert segment.get_attribute("value") == "internal-staff"  # the segment picker
+    # The default serve: a 10/90 split with its live sum
+    serve = _editor(staging, "default_serve")
+    serve.find_element(By.CSS_SELECTOR, "input.serve-mode[value=split]").click()
+    _type(serve.find_element(By.CSS_SELECTOR, ".split-percent"), "10")
+    assert "must be 100" in serve.find_element(By.CSS_SELECTOR, ".sum").text
+    serve.find_element(By.CSS_SELECTOR, ".add-share").click()
+    _choose(serve.find_elements(By.CSS_SELECTOR, ".split-variant")[1], "off")
+    _type(serve.find_elements(By.CSS_SELECTOR, ".split-percent")[1], "90")
+    assert serve.find_element(By.CSS_SELECTOR, ".sum").text == "Sum: 100 %"
+    browser.find_element(By.ID, "id_reason").send_keys("DACH staff first, then 10 %")
+    browser.execute_script("arguments[0].scrollIntoView()", rules)
+    screenshot(browser, "08-structured-editor")
+    browser.find_element(By.CSS_SELECTOR, "input[name=_continue]").click()
+    wait(browser, lambda d: "was changed successfully" in d.page_source)
+    saved = FlagState.objects.get(flag=flag, environment__key="staging")
+    assert saved.rules == DEFINITION["rules"]
+    assert saved.default_serve == DEFINITION["default_serve"]
+    # The same definition through the API, in development: the API stores exactly the same
+    _, token = services.token_issue(
+        actor=_cli(),
+        kind=ApiToken.Kind.ADMIN,
+        name="browser-test",
+    )
+    with admin_server.edge.client(token) as api:
+        patched = api.patch(
+            f"/api/v1/flags/{flag.key}/environments/development/",
+            json={**DEFINITION, "reason": "the same through the API"},
+        )
+        assert patched.status_code == 200, patched.text
+        by_api = api.get(f"/api/v1/flags/{flag.key}/environments/development/").json()
+        by_editor = api.get(f"/api/v1/flags/{flag.key}/environments/staging/").json()
+    for field in ("targets", "rules", "default_serve", "prerequisites"):
+        assert by_editor[field] == by_api[field], field
+    # A problem the validator finds is shown beside the control it names
+    browser.get(f"{admin_server.url}/admin/flags/flag/{flag.pk}/change/")
+    staging = _section(browser, "staging")
+    rules = _editor(staging, "rules")
+    _choose(rules.find_element(By.CSS_SELECTOR, ".condition-operator"), "gt")
+    _type(rules.find_element(By.CSS_SELECTOR, ".condition-value"), "lots")
+    browser.find_element(By.CSS_SELECTOR, "input[name=_continue]").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, ".field-problem"))
+    value = _editor(_section(browser, "staging"), "rules").find_element(
+        By.CSS_SELECTOR, "[data-path='rules[0].conditions[0].value']"
+    )
+    problem = value.find_element(By.XPATH, "following-sibling::span[1]")
+    assert "compares numbers" in problem.text
+    assert FlagState.objects.get(flag=flag, environment__key="staging").rules == DEFINITION["rules"]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", value)
+    screenshot(browser, "09-editor-problem-beside-the-field")
+
+
+def _cli() -> Any:
+    from audit.recorder import Actor
+
+    return Actor.cli("browser-test")
