@@ -193,7 +193,7 @@ def test_flag_page__kill_and_restore_then_active_kills_audit_and_overview(
     wait(browser, lambda d: "Kill in production" in d.page_source)
     assert not FlagState.objects.get(flag=flag, environment__key="production").killed
     # The audit list: who, when, what, environment and reason visible at 1366 px
-    browser.find_element(By.PARTIAL_LINK_TEXT, "HISTORY OF NEW-CHECKOUT").click()
+    browser.find_element(By.PARTIAL_LINK_TEXT, "AUDIT TRAIL OF NEW-CHECKOUT").click()
     rows = browser.find_element(By.ID, "result_list").text
     assert "fixed in 4513" in rows and "checkout errors after deploy 4512" in rows
     assert "production" in rows and "admin" in rows and "UTC" in rows
@@ -340,6 +340,7 @@ def test_structured_editor__a_rule_and_a_10_90_split_saved_as_the_api_would(
     value = _editor(_section(browser, "staging"), "rules").find_element(
         By.CSS_SELECTOR, "[data-path='rules[0].conditions[0].value']"
     )
+    assert value.get_attribute("value") == "lots"  # kept as typed
     problem = value.find_element(By.XPATH, "following-sibling::span[1]")
     assert "compares numbers" in problem.text
     assert FlagState.objects.get(flag=flag, environment__key="staging").rules == DEFINITION["rules"]

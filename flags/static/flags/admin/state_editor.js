@@ -60,7 +60,10 @@
       var list = items(text);
       return list.length === 1 ? list[0] : list;
     }
-    if (NUMBER_OPERATORS.indexOf(operator) >= 0) return text.trim() === "" ? null : Number(text);
+    if (NUMBER_OPERATORS.indexOf(operator) >= 0) {
+      // Not a number: kept as typed, so the validator names the problem beside it.
+      return text.trim() !== "" && isFinite(Number(text)) ? Number(text) : text.trim();
+    }
     if (operator === "equals" || operator === "not_equals") return scalar(text);
     return text.trim();
   }
