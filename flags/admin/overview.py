@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Max, Q
 from django.http import HttpRequest, HttpResponse
@@ -59,22 +60,29 @@ def stale_flags(days: int = STALE_DAYS) -> list[Flag]:
     return list(flags[:50])
 
 
+def overview() -> dict[str, Any]:
+    """What the overview shows (and the admin's home page sums up)."""
+    return {
+        "kills": kills_with_propagation(selectors.active_kills()),
+        "rollouts": running_rollouts(),
+        "changes": AuditEvent.objects.order_by("-sequence")[:RECENT_CHANGES],
+        "stale": stale_flags(),
+        "stale_days": STALE_DAYS,
+    }
+
+
 def overview_urls(model_admin: ModelAdmin) -> list[URLPattern]:
     def view(request: HttpRequest) -> HttpResponse:
         if not model_admin.has_view_or_change_permission(request):
             raise PermissionDenied
         return admin_page(
-            model_admin,
-            request,
-            "admin/flags/flag/overview.html",
-            "Flags overview",
-            kills=kills_with_propagation(selectors.active_kills()),
-            rollouts=running_rollouts(),
-            changes=AuditEvent.objects.order_by("-sequence")[:RECENT_CHANGES],
-            stale=stale_flags(),
-            stale_days=STALE_DAYS,
+            model_admin, request, "admin/flags/flag/overview.html", "Flags overview", **overview()
         )
 
     return [
         re_path(r"^overview/$", model_admin.admin_site.admin_view(view), name="flags_flag_overview")
     ]
+
+
+# The admin's home page (/admin/) starts with the flags at a glance, linking the overview.
+admin.site.index_template = "admin/flags/index.html"

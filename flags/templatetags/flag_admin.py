@@ -12,7 +12,7 @@ from django.utils.safestring import SafeString
 
 from flags import selectors
 from flags.admin.display import ago, state_badge, utc_time
-from flags.admin.overview import next_step
+from flags.admin.overview import next_step, overview
 from flags.models import Flag, FlagState
 from flags.rollouts import rollout_plan_document
 
@@ -54,3 +54,12 @@ def environment_header(state: FlagState) -> dict[str, Any]:
         "plan": document,
         "next": next_step(document) if document else None,
     }
+
+
+@register.inclusion_tag("admin/flags/at_a_glance.html", takes_context=True)
+def flags_at_a_glance(context: dict[str, Any]) -> dict[str, Any]:
+    """The admin home page's summary (for users who may view flags), linking the overview."""
+    request = context.get("request")
+    if request is None or not request.user.has_perm("flags.view_flag"):
+        return {"hidden": True}
+    return overview()
