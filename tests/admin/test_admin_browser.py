@@ -177,6 +177,17 @@ def test_flag_page__kill_and_restore_then_active_kills_audit_and_overview(
     assert "UTC · just now" in table.text
     fits_the_width(browser)
     screenshot(browser, "04-active-kills")
+    # The list: the kill in one line, the full text on hover
+    browser.get(admin_server.url + "/admin/flags/flag/")
+    detail = row_of(browser, "new-checkout").find_element(
+        By.CSS_SELECTOR, "td.field-env_production .kill-detail"
+    )
+    assert detail.size["height"] < 20  # one line
+    assert "checkout errors after deploy 4512" in detail.get_attribute("title")
+    assert "by admin" in detail.get_attribute("title")
+    assert "ACTIVE KILLS (1)" in browser.find_element(By.CSS_SELECTOR, ".object-tools").text
+    fits_the_width(browser)
+    screenshot(browser, "04b-flag-list-with-a-kill")
     # The overview at a glance, with the kill on it
     browser.get(admin_server.url + "/admin/flags/flag/overview/")
     assert "new-checkout" in browser.find_element(By.ID, "overview-kills").text
