@@ -154,7 +154,11 @@ class FlagAdmin(EnvironmentActions, ServiceErrorsAsMessages):
     # -- edit
 
     def get_readonly_fields(self, request: HttpRequest, obj: Flag | None = None) -> tuple[str, ...]:
-        return ("key", "type", "archived_at") if obj else ()
+        return ("key", "type", "archived") if obj else ()
+
+    @admin.display(description="Archived (UTC)")
+    def archived(self, flag: Flag) -> str:
+        return when_text(flag.archived_at) if flag.archived_at else "—"
 
     def get_fieldsets(self, request: HttpRequest, obj: Flag | None = None) -> Any:
         main = [
@@ -169,7 +173,7 @@ class FlagAdmin(EnvironmentActions, ServiceErrorsAsMessages):
             "client_visible",
         ]
         if obj:
-            main.append("archived_at")
+            main.append("archived")
         return [(None, {"fields": main}), ("Audit", {"fields": ["reason"]})]
 
     def get_inlines(
