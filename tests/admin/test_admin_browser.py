@@ -159,6 +159,7 @@ def test_flag_page__kill_and_restore_then_active_kills_audit_and_overview(
     assert "25%" in head.text and "next 30%" in head.text  # the seeded ramp-up's next step
     fits_the_width(browser)
     screenshot(browser, "03-flag-page")
+    screenshot(browser, "03b-flag-page-whole", full_height=True)
     head.find_element(By.LINK_TEXT, "Kill in production").click()
     browser.find_element(By.NAME, "reason").send_keys("checkout errors after deploy 4512")
     browser.find_element(By.NAME, "confirm").click()
@@ -266,6 +267,7 @@ def _type(element: WebElement, text: str) -> None:
 
 
 DEFINITION = {
+    "targets": [{"variant": "off", "values": ["qa-carol", "qa-dan"]}],
     "rules": [
         {
             "id": "dach-staff",
@@ -294,6 +296,10 @@ def test_structured_editor__a_rule_and_a_10_90_split_saved_as_the_api_would(
     staging = _section(browser, "staging")
     # The JSON boxes are hidden behind the form; "JSON" shows them
     assert not staging.find_element(By.NAME, "states-1-rules").is_displayed()
+    targets = _editor(staging, "targets")
+    targets.find_element(By.CSS_SELECTOR, ".add-target").click()
+    _choose(targets.find_element(By.CSS_SELECTOR, ".target-variant"), "off")
+    _type(targets.find_element(By.CSS_SELECTOR, ".target-values"), "qa-carol, qa-dan")
     rules = _editor(staging, "rules")
     rules.find_element(By.CSS_SELECTOR, ".add-rule").click()
     _type(rules.find_element(By.CSS_SELECTOR, ".rule-id"), "dach-staff")
@@ -322,6 +328,7 @@ def test_structured_editor__a_rule_and_a_10_90_split_saved_as_the_api_would(
     browser.find_element(By.CSS_SELECTOR, "input[name=_continue]").click()
     wait(browser, lambda d: "was changed successfully" in d.page_source)
     saved = FlagState.objects.get(flag=flag, environment__key="staging")
+    assert saved.targets == DEFINITION["targets"]
     assert saved.rules == DEFINITION["rules"]
     assert saved.default_serve == DEFINITION["default_serve"]
     # The same definition through the API, in development: the API stores exactly the same
