@@ -292,7 +292,22 @@ def test_structured_editor__a_rule_and_a_10_90_split_saved_as_the_api_would(
 
     log_in(browser, admin_server)
     flag = Flag.objects.get(key="payments.provider-b")
+    # A split stored with relative weights elsewhere: saving the page must not rewrite it
+    relative = {"split": [{"variant": "on", "weight": 1}, {"variant": "off", "weight": 3}]}
+    services.flag_state_update(
+        actor=_cli(),
+        flag=flag,
+        environment=Environment.objects.get(key="production"),
+        default_serve=relative,
+    )
+    untouched = FlagState.objects.get(flag=flag, environment__key="production")
     browser.get(f"{admin_server.url}/admin/flags/flag/{flag.pk}/change/")
+    production_serve = _editor(_section(browser, "production"), "default_serve")
+    shown = [
+        e.get_attribute("value")
+        for e in production_serve.find_elements(By.CSS_SELECTOR, ".split-percent")
+    ]
+    assert shown == ["25", "75"]
     staging = _section(browser, "staging")
     # The JSON boxes are hidden behind the form; "JSON" shows them
     assert not staging.find_element(By.NAME, "states-1-rules").is_displayed()
@@ -331,6 +346,8 @@ def test_structured_editor__a_rule_and_a_10_90_split_saved_as_the_api_would(
     assert saved.targets == DEFINITION["targets"]
     assert saved.rules == DEFINITION["rules"]
     assert saved.default_serve == DEFINITION["default_serve"]
+    production = FlagState.objects.get(flag=flag, environment__key="production")
+    assert production.default_serve == relative and production.version == untouched.version
     # The same definition through the API, in development: the API stores exactly the same
     _, token = services.token_issue(
         actor=_cli(),

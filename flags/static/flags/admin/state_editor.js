@@ -79,8 +79,11 @@
     var sum = h("span", {class: "sum"});
     var total = (serve.split || []).reduce(function (a, s) { return a + (Number(s.weight) || 0); }, 0) || 1;
     var shares = (serve.split || [{variant: ctx.variants[0], weight: 1}]).map(function (s) {
-      return {variant: s.variant, percent: Math.round(s.weight * 10000 / total) / 100};
+      return {variant: s.variant, weight: s.weight, percent: Math.round(s.weight * 10000 / total) / 100};
     });
+    // Stored weights are relative ([1, 3] is 25/75): kept as they are until a share is edited,
+    // so opening and saving the page never rewrites a split nobody touched.
+    var reweighed = !serve.split;
     var extra = {};
     Object.keys(serve).forEach(function (k) { if (k !== "variant" && k !== "split") extra[k] = serve[k]; });
     var modeName = "mode-" + Math.random().toString(36).slice(2);
@@ -96,15 +99,16 @@
             onchange: function (e) { share.variant = e.target.value; update(); }}),
           h("input", {type: "number", min: "0", max: "100", step: "0.01", value: share.percent, class: "split-percent",
             "data-path": path + ".split[" + i + "].weight", style: "width:6em",
-            oninput: function (e) { share.percent = Number(e.target.value); update(); }}),
+            oninput: function (e) { share.percent = Number(e.target.value); reweighed = true; update(); }}),
           h("span", {text: "%"}),
-          shares.length > 1 ? button("remove", function () { shares.splice(i, 1); drawSplit(); update(); }) : null,
+          shares.length > 1 ? button("remove", function () { shares.splice(i, 1); reweighed = true; drawSplit(); update(); }) : null,
         ]));
       });
       rows.appendChild(h("div", {class: "row"}, [
         button("+ variant", function () {
           var unused = ctx.variants.filter(function (v) { return !shares.some(function (s) { return s.variant === v; }); });
           shares.push({variant: unused[0] || ctx.variants[0], percent: 0});
+          reweighed = true;
           drawSplit(); update();
         }, {class: "button add-share"}),
         sum,
@@ -113,7 +117,8 @@
     function value() {
       if (asVariant.checked) return Object.assign({}, extra, {variant: variantSelect.value});
       return Object.assign({}, extra, {split: shares.map(function (s) {
-        return {variant: s.variant, weight: Math.round((Number(s.percent) || 0) * 100)};
+        var weight = reweighed ? Math.round((Number(s.percent) || 0) * 100) : s.weight;
+        return {variant: s.variant, weight: weight};
       })});
     }
     function update() {
