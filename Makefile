@@ -41,6 +41,12 @@ run: $(STAMP)
 test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## test-admin: only the admin's tests, with its browser tests (headless Chromium + chromedriver;
+## part of `make test`); screenshots in var/artifacts/admin/
+.PHONY: test-admin
+test-admin: $(DEV_STAMP)
+	$(PY) -m pytest -s tests/admin tests/flags/test_admin*.py
+
 ## test-node: the Node SDK (sdk_clients/node): npm ci from its committed lock file, then npm test
 ## (tsc on the shipped types, node --test; its real-server tests start flagsvc with this venv's python)
 .PHONY: test-node

@@ -241,6 +241,7 @@ class TriggerInfo:
     flag: str
     environment: str
     action: str
+    reason: str = ""  # the trigger's configured kill reason
 
 
 def edge_context() -> tuple[dict[str, TriggerInfo], dict[str, frozenset[str]]]:
@@ -249,7 +250,7 @@ def edge_context() -> tuple[dict[str, TriggerInfo], dict[str, frozenset[str]]]:
 
     triggers = {
         trigger.digest: TriggerInfo(
-            trigger.name, trigger.flag.key, trigger.environment.key, trigger.action
+            trigger.name, trigger.flag.key, trigger.environment.key, trigger.action, trigger.reason
         )
         for trigger in KillTrigger.objects.filter(revoked_at__isnull=True).select_related(
             "flag", "environment"

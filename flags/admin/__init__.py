@@ -4,13 +4,14 @@ Every save and action calls the services (audited, actor = the staff user); read
 through ``flags.selectors``. Importing this package registers every ModelAdmin.
 """
 
-from flags.admin import (  # guardrails and outbound webhooks (issue 14)
+from flags.admin import (
+    audit,
     credentials,
     environments,
     flags,
-    guardrails,
+    guardrails,  # guardrails and outbound webhooks (issue 14)
     segments,
     webhooks,
 )
 
-__all__ = ["credentials", "environments", "flags", "guardrails", "segments", "webhooks"]
+__all__ = ["audit", "credentials", "environments", "flags", "guardrails", "segments", "webhooks"]

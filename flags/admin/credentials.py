@@ -24,13 +24,14 @@ from flags.admin.base import (
     ServiceErrorsAsMessages,
     admin_page,
 )
+from flags.admin.display import when_text
 from flags.admin.forms import ApiTokenForm, KillTriggerForm
 from flags.models import ApiToken, KillTrigger
 
 REVOKED_FROM_THE_LIST = "revoked from the admin list"
 # What every issued secret shows: the secret's last characters and who issued it when.
-ISSUED = ("hint", "created_at", "created_by")
-REVOKED = ("revoked_at", "revoked_by")
+ISSUED = ("hint", "created", "created_by")
+REVOKED = ("revoked", "revoked_by")
 REVOKED_FILTER = ("revoked_at", admin.EmptyFieldListFilter)
 
 
@@ -69,6 +70,19 @@ class IssuedSecretAdmin(ServiceErrorsAsMessages):
     @admin.display(description="Revoked", boolean=True, ordering="revoked_at")
     def is_revoked(self, obj: Any) -> bool:
         return bool(obj.revoked)
+
+    # Times as everywhere in the admin: UTC with the zone, and how long ago.
+    @admin.display(description="Created (UTC)", ordering="created_at")
+    def created(self, obj: Any) -> str:
+        return when_text(obj.created_at)
+
+    @admin.display(description="Revoked at (UTC)", ordering="revoked_at")
+    def revoked(self, obj: Any) -> str:
+        return when_text(obj.revoked_at)
+
+    @admin.display(description="Last used (UTC)", ordering="last_used_at")
+    def last_used(self, obj: Any) -> str:
+        return when_text(obj.last_used_at)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return self.detail_fields if obj else self.create_fields
@@ -148,12 +162,12 @@ class ApiTokenAdmin(IssuedSecretAdmin):
     """Issue tokens (the value is shown once, on its own page) and revoke them; never edit one."""
 
     form = ApiTokenForm
-    list_display = ("name", "kind", "environment", *ISSUED, "last_used_at", "is_revoked")
+    list_display = ("name", "kind", "environment", *ISSUED, "last_used", "is_revoked")
     list_filter = ("kind", "environment", REVOKED_FILTER)
     search_fields = ("name", "hint", "created_by")
     actions = ("revoke_tokens",)
     create_fields = ("name", "kind", "environment", "reason")
-    detail_fields = ("name", "kind", "environment", *ISSUED, "last_used_at", *REVOKED)
+    detail_fields = ("name", "kind", "environment", *ISSUED, "last_used", *REVOKED)
     revoke_permission = "flags.change_apitoken"
     secret = IssuedSecret(
         issue_service="token_issue",
@@ -185,7 +199,7 @@ class KillTriggerAdmin(IssuedSecretAdmin):
     search_fields = ("name", "flag__key", "hint")
     actions = ("revoke_triggers",)
     create_fields = ("name", "flag", "environment", "action", "reason")
-    detail_fields = ("name", "flag", "environment", "action", *ISSUED, *REVOKED)
+    detail_fields = ("name", "flag", "environment", "action", "reason", *ISSUED, *REVOKED)
     revoke_permission = "flags.change_killtrigger"
     # Its secret is shown as the URL to fire, and a revoked one is passed over in silence.
     secret = IssuedSecret(

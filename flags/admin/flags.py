@@ -9,15 +9,23 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from audit.recorder import Actor
 from flags import selectors, services
-from flags.admin.base import ServiceErrorsAsMessages, refusal_of, refuse_row
+from flags.admin.base import (
+    ACTION_PERMISSIONS,
+    ServiceErrorsAsMessages,
+    refusal_of,
+    refuse_row,
+)
+from flags.admin.display import state_badge, when_text
 from flags.admin.filters import ArchivedFilter, EnvironmentStateFilter, KilledFilter, TagFilter
 from flags.admin.forms import FlagForm, FlagStateForm
 from flags.admin.kills import EnvironmentActions
+from flags.admin.overview import overview_urls
 from flags.admin.rollouts import rollout_admin_urls
 from flags.errors import ServiceError, ValidationFailed
 from flags.models import Environment, Flag, FlagState
@@ -28,9 +36,8 @@ class FlagStateInline(admin.StackedInline):
     form = FlagStateForm
     extra = 0
     can_delete = False
+    template = "admin/flags/flag/state_inline.html"
     fields = (
-        "environment_label",
-        "kill_status",
         "enabled",
         "targets",
         "rules",
@@ -38,7 +45,6 @@ class FlagStateInline(admin.StackedInline):
         "prerequisites",
         "expected_version",
     )
-    readonly_fields = ("environment_label", "kill_status")
     verbose_name = "state in environment"
     verbose_name_plural = "states per environment"
 
@@ -60,21 +66,6 @@ class FlagStateInline(admin.StackedInline):
             .order_by("environment__sort_order", "environment_id")
         )
 
-    @admin.display(description="Environment")
-    def environment_label(self, state: FlagState) -> str:
-        return f"{state.environment.name} ({state.environment.key}) — v{state.version}"
-
-    @admin.display(description="Kill switch")
-    def kill_status(self, state: FlagState) -> SafeString:
-        if state.killed:
-            return format_html(
-                '<strong style="color:#ba2121">KILLED</strong> by {} at {}: {}',
-                state.killed_by,
-                state.killed_at,
-                state.kill_reason,
-            )
-        return format_html('<span style="color:#447e9b">{}</span>', "live")
-
 
 @admin.register(Flag)
 class FlagAdmin(EnvironmentActions, ServiceErrorsAsMessages):
@@ -87,35 +78,70 @@ class FlagAdmin(EnvironmentActions, ServiceErrorsAsMessages):
     actions = ("enable_action", "disable_action", "kill_action", "restore_action", "archive_action")
     inlines = (FlagStateInline,)
 
+    class Media:
+        css = {"all": ("flags/admin/flags.css",)}
+        js = ("flags/admin/flags.js", "flags/admin/state_editor.js")
+
     # -- list
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Flag]:
         return selectors.with_tags_and_states(super().get_queryset(request))
 
     def get_list_display(self, request: HttpRequest) -> list[Any]:
-        columns: list[Any] = ["key", "type", "tag_list", "owner"]
-        columns += [self._environment_column(e) for e in selectors.environments_in_order()]
+        columns: list[Any] = ["key_and_name"]
+        may_toggle = request.user.has_perm(ACTION_PERMISSIONS["enable"])
+        columns += [
+            self._environment_column(e, may_toggle) for e in selectors.environments_in_order()
+        ]
         return columns
 
+    def get_list_display_links(self, request: HttpRequest, list_display: Any) -> tuple[str, ...]:
+        return ("key_and_name",)
+
+    @admin.display(description="Flag · owner · tags", ordering="key")
+    def key_and_name(self, flag: Flag) -> SafeString:
+        owner_and_tags = " · ".join(
+            part for part in (flag.owner, ", ".join(t.name for t in flag.tags.all())) if part
+        )
+        return format_html(
+            '<strong class="flag-key">{}</strong><span class="flag-name" title="{}">{}</span>'
+            '<span class="flag-owner" title="{}">{}</span>',
+            flag.key,
+            flag.description or flag.name,
+            flag.name if flag.type == Flag.Type.BOOLEAN else f"{flag.name} ({flag.type})",
+            owner_and_tags,
+            owner_and_tags,
+        )
+
     @staticmethod
-    def _environment_column(environment: Environment) -> Callable[[Flag], SafeString]:
+    def _environment_column(
+        environment: Environment, may_toggle: bool
+    ) -> Callable[[Flag], SafeString]:
         def column(flag: Flag) -> SafeString:
             state = next((s for s in flag.states.all() if s.environment_id == environment.id), None)
             if state is None:
                 return format_html("{}", "—")
-            label = selectors.state_summary(flag, state)
+            html = state_badge(flag, state)
             if state.killed:
-                return format_html(
-                    '<span class="flag-killed" title="{}" style="background:#ba2121;color:#fff;'
-                    'padding:2px 6px;border-radius:3px;font-weight:bold">KILLED</span>'
-                    '<div style="color:#ba2121;font-size:11px">by {} · {} UTC<br>{}</div>',
-                    state.kill_reason,
-                    state.killed_by,
-                    f"{state.killed_at:%Y-%m-%d %H:%M}",
-                    state.kill_reason[:80],
+                detail = (
+                    f"by {state.killed_by} · {when_text(state.killed_at)} · {state.kill_reason}"
                 )
-            color = "#666" if not state.enabled else "#2e7d32"
-            return format_html('<span style="color:{}">{}</span>', color, label)
+                html += format_html(
+                    '<span class="flag-killed kill-detail" title="{}">{}</span>', detail, detail
+                )
+            elif may_toggle and not flag.archived:
+                action = "disable" if state.enabled else "enable"
+                html += format_html(
+                    '<button type="button" class="state-toggle" data-url="{}" data-action="{}" '
+                    'data-flag="{}" data-environment="{}" data-environment-name="{}">{}</button>',
+                    reverse("admin:flags_flag_environment_action", args=[flag.pk, action]),
+                    action,
+                    flag.key,
+                    environment.key,
+                    environment.name,
+                    "Turn off…" if state.enabled else "Turn on…",
+                )
+            return format_html('<div class="env-cell">{}</div>', html)
 
         column.short_description = environment.name  # type: ignore[attr-defined]
         column.__name__ = f"env_{environment.key}"
@@ -128,7 +154,11 @@ class FlagAdmin(EnvironmentActions, ServiceErrorsAsMessages):
     # -- edit
 
     def get_readonly_fields(self, request: HttpRequest, obj: Flag | None = None) -> tuple[str, ...]:
-        return ("key", "type", "archived_at") if obj else ()
+        return ("key", "type", "archived") if obj else ()
+
+    @admin.display(description="Archived (UTC)")
+    def archived(self, flag: Flag) -> str:
+        return when_text(flag.archived_at) if flag.archived_at else "—"
 
     def get_fieldsets(self, request: HttpRequest, obj: Flag | None = None) -> Any:
         main = [
@@ -143,7 +173,7 @@ class FlagAdmin(EnvironmentActions, ServiceErrorsAsMessages):
             "client_visible",
         ]
         if obj:
-            main.append("archived_at")
+            main.append("archived")
         return [(None, {"fields": main}), ("Audit", {"fields": ["reason"]})]
 
     def get_inlines(
@@ -222,7 +252,11 @@ class FlagAdmin(EnvironmentActions, ServiceErrorsAsMessages):
     # -- pages of its own: environment actions (flags.admin.kills) and rollout plans
 
     def get_urls(self) -> list[Any]:
-        custom = [*self.environment_action_urls(), *rollout_admin_urls(self)]
+        custom = [
+            *self.environment_action_urls(),
+            *rollout_admin_urls(self),
+            *overview_urls(self),
+        ]
         return custom + super().get_urls()
 
     def has_archive_permission(self, request: HttpRequest) -> bool:

@@ -12,6 +12,7 @@ from flags import selectors, services
 from flags.admin.base import ACTION_PERMISSIONS, ISSUE_ADMIN_TOKEN
 from flags.errors import ValidationFailed
 from flags.models import ApiToken, Environment, Flag, FlagState, KillTrigger, Segment
+from flagsvc_sdk.engine import OPERATORS
 
 JSON_WIDGET = forms.Textarea(
     attrs={"rows": 6, "cols": 80, "class": "vLargeTextField", "spellcheck": "false"}
@@ -99,6 +100,7 @@ class FlagForm(ShowsServiceRefusal, forms.ModelForm):
             "owner",
             "client_visible",
         )
+        widgets = {"description": forms.Textarea(attrs={"rows": 2, "cols": 80})}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -149,6 +151,19 @@ class FlagStateForm(ShowsServiceRefusal, forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["expected_version"].initial = self.instance.version
+            self._structured_editor()
+
+    def _structured_editor(self) -> None:
+        """What the structured editor (flags/admin/state_editor.js) offers on this state's
+        JSON fields: the flag's variants, the engine's operators, the environment's segments."""
+        state = self.instance
+        context = {
+            "data-variants": json.dumps(list(state.flag.variants)),
+            "data-operators": json.dumps(list(OPERATORS)),
+            "data-segments": json.dumps(sorted(selectors.segment_keys(state.environment))),
+        }
+        for name, kind in (("targets", "targets"), ("rules", "rules"), ("default_serve", "serve")):
+            self.fields[name].widget.attrs.update({"data-editor": kind, **context})
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -245,7 +260,13 @@ class ApiTokenForm(forms.ModelForm):
 
 
 class KillTriggerForm(forms.ModelForm):
-    reason = audit_reason_field()
+    reason = forms.CharField(
+        required=False,
+        max_length=services.MAX_KILL_REASON,
+        label="Kill reason",
+        help_text="The reason of every kill (or restore) this URL fires, e.g. "
+        '"checkout 5xx rate above 2%"; an alert\'s note is added to it. Also on the audit trail.',
+    )
 
     class Meta:
         model = KillTrigger

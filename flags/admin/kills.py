@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, re_path, reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from audit.recorder import Actor
 from flags import propagation, selectors, services
@@ -64,6 +65,15 @@ def _run_action(
         changed += did
         unchanged += not did
     return changed, unchanged
+
+
+def _safe_next(request: HttpRequest) -> str | None:
+    """Where the form asks to go back to (the list, for its two-click toggle), if on this site."""
+    target = request.POST.get("next", "")
+    allowed = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return target if target and allowed else None
 
 
 class EnvironmentActions(admin.ModelAdmin):
@@ -127,7 +137,7 @@ class EnvironmentActions(admin.ModelAdmin):
         )
         if form.is_valid():
             self._apply(request, action, flags, form.cleaned_data)
-            return HttpResponseRedirect(back)
+            return HttpResponseRedirect(_safe_next(request) or back)
         title, explanation = ACTION_LABELS[action]
         return admin_page(
             self,
@@ -159,7 +169,9 @@ class EnvironmentActions(admin.ModelAdmin):
         if unchanged:
             text += f", {unchanged} already so (nothing written)"
         version = selectors.environment_by_id(environment.pk).version
-        text += f". {environment.key} is now at version {version}"
+        # The environment's version counts every change in it; SDKs and edges report the
+        # version they serve, which is how "live everywhere" is confirmed.
+        text += f". {environment.key} configuration is now version {version} (SDKs serving it see the change)"
         report = messages.success
         if action in ("kill", "restore"):
             confirmation = propagation.change_confirm(

@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from audit.recorder import Actor
 from flags import selectors, services
 from flags.admin.base import ServiceErrorsAsMessages
+from flags.admin.display import when_text
 from flags.admin.forms import SegmentForm
 from flags.errors import ServiceError
 from flags.models import Segment
@@ -20,10 +21,14 @@ from flags.models import Segment
 @admin.register(Segment)
 class SegmentAdmin(ServiceErrorsAsMessages):
     form = SegmentForm
-    list_display = ("key", "environment", "name", "updated_at")
+    list_display = ("key", "environment", "name", "updated")
     list_filter = ("environment",)
     search_fields = ("key", "name", "description")
     actions = ("delete_segments",)
+
+    @admin.display(description="Updated (UTC)", ordering="updated_at")
+    def updated(self, segment: Segment) -> str:
+        return when_text(segment.updated_at)
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Segment | None = None

@@ -10,7 +10,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -210,6 +215,11 @@ class TriggerRevokeView(ApiView):
         return Response(trigger_out(trigger))
 
 
+def is_dry_run(value: str | None) -> bool:
+    """``?dry_run=1`` (or true/yes): test the URL, change nothing."""
+    return (value or "").strip().lower() in ("1", "true", "yes")
+
+
 class TriggerFireView(ApiView):
     """``POST /api/v1/triggers/{secret}/``: the secret is the credential."""
 
@@ -225,11 +235,30 @@ class TriggerFireView(ApiView):
         f"Rate-limited to {_firings_per_minute()} firings a minute per trigger (429 with "
         "Retry-After). Every firing is on the audit trail with the trigger's name and the caller's "
         'address; a body with a "note" (or title/message) string adds it to the reason. '
-        "The body is optional context: whatever it is (too large, not JSON), the trigger fires.",
+        "The body is optional context: whatever it is (too large, not JSON), the trigger fires. "
+        "With ?dry_run=1 nothing changes: the answer says what firing would do, and the test "
+        "is on the audit trail as trigger.test.",
+        parameters=[
+            OpenApiParameter(
+                "dry_run",
+                bool,
+                description="1: test the URL without killing or restoring (audited as a test).",
+            )
+        ],
         request=None,
         responses={
             200: inline_serializer(
-                "TriggerFired", {**KILL_ANSWER.fields, "alert_body": ALERT_BODY_OUT}
+                "TriggerFired",
+                {
+                    **KILL_ANSWER.fields,
+                    "alert_body": ALERT_BODY_OUT,
+                    "dry_run": serializers.BooleanField(
+                        required=False, help_text="Only with ?dry_run=1: nothing was changed."
+                    ),
+                    "would_change": serializers.BooleanField(
+                        required=False, help_text="Dry run: would firing change the flag?"
+                    ),
+                },
             ),
             404: OpenApiResponse(description="Unknown or revoked trigger."),
             429: OpenApiResponse(description="Fired too often; see Retry-After."),
@@ -246,6 +275,14 @@ class TriggerFireView(ApiView):
                 "No such trigger (unknown or revoked). Ask an admin for the current URL."
             )
         alert_body = alert_body_of(request)  # bounded, and never raises: the URL alone fires
+        if is_dry_run(request.query_params.get("dry_run")):
+            answer = services.trigger_test(
+                trigger=trigger,
+                source_ip=source_ip,
+                request_id=getattr(request, "request_id", ""),
+                note=alert_body.note,
+            )
+            return Response({**answer, "alert_body": alert_body.answer()})
         outcome = services.trigger_fire(
             trigger=trigger,
             source_ip=source_ip,

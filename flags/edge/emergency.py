@@ -19,6 +19,7 @@ import re
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -74,6 +75,13 @@ def kill_or_restore(
     return kill_answer(outcome, environment), environment.lineage
 
 
+def _dry_run(scope: Scope) -> bool:
+    """A trigger test (``?dry_run=1``): only Django answers it, and it never kills; while the
+    database is out it is refused (503) rather than carried out through Redis."""
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return any(v.strip().lower() in ("1", "true", "yes") for v in query.get("dry_run", []))
+
+
 class KillRoute:
     """One of the kill endpoints: Django's answer, unless Django's database is out."""
 
@@ -96,7 +104,8 @@ class KillRoute:
                 return  # the client went away
             body += message.get("body", b"")
             complete = not message.get("more_body", False)
-        if not self.state.database_ok and complete:
+        dry_run = self.kind == "trigger" and _dry_run(scope)
+        if not self.state.database_ok and complete and not dry_run:
             # The database is known to be out: don't make the commander wait for it.
             for message in await self.emergency(scope, body, started_at):
                 await send(message)
@@ -126,7 +135,7 @@ class KillRoute:
         await self.django(scope, replay, capture)
         status = captured[0]["status"] if captured else 500
         content = b"".join(m.get("body", b"") for m in captured[1:])
-        if status == 503 and b'"database_unavailable"' in content and complete:
+        if status == 503 and b'"database_unavailable"' in content and complete and not dry_run:
             captured = await self.emergency(scope, body, started_at)
         for message in captured:
             await send(message)
@@ -309,7 +318,7 @@ class KillRoute:
             actor = Actor(
                 AuditEvent.ActorKind.TRIGGER, f"trigger:{trigger.name}", request_id, address
             )
-            fired = f"trigger {trigger.name!r} fired" + (f": {note}" if note else "")
+            fired = services.trigger_fire_reason(trigger.name, trigger.reason, note)
             return trigger.action, [trigger.flag], trigger.environment, fired, actor
         found = self._principal(headers)
         if found is None:

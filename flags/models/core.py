@@ -268,6 +268,12 @@ class KillTrigger(IssuedSecret):
     flag = models.ForeignKey(Flag, on_delete=models.CASCADE, related_name="triggers")
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="triggers")
     action = models.CharField(max_length=10, choices=Action.choices, default=Action.KILL)
+    reason = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="The reason of every kill or restore this URL fires (an alert's note is added).",
+    )
 
     def __str__(self) -> str:
         return f"{self.name}: {self.action} {self.flag_id}@{self.environment_id}"

@@ -35,6 +35,8 @@ from flags.services.kills import (
     flag_restore,
     flag_restore_by_tag,
     trigger_fire,
+    trigger_fire_reason,
+    trigger_test,
 )
 from flags.services.segments import (
     SEGMENT_FIELDS,
@@ -72,5 +74,7 @@ __all__ = [
     "token_revoke",
     "trigger_create",
     "trigger_fire",
+    "trigger_fire_reason",
     "trigger_revoke",
+    "trigger_test",
 ]

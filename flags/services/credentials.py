@@ -220,7 +220,14 @@ def trigger_create(
         )
     if flag.archived:
         raise FlagArchived(f"Flag {flag.key!r} is archived; triggers for it would do nothing.")
-    trigger = KillTrigger(name=name, flag=flag, environment=environment, action=action)
+    # The reason given here is also the reason of every kill or restore the URL fires.
+    trigger = KillTrigger(
+        name=name,
+        flag=flag,
+        environment=environment,
+        action=action,
+        reason=reason[: core.MAX_KILL_REASON],
+    )
     return _issue(TRIGGERS, trigger, actor=actor, prefix=TRIGGER_PREFIX, reason=reason)
 
 

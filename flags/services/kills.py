@@ -195,6 +195,56 @@ def flag_restore_by_tag(
     )
 
 
+def trigger_fire_reason(name: str, configured: str, note: str = "") -> str:
+    """A firing's kill reason: the trigger's configured reason (if any), which trigger fired,
+    and the alert's note, e.g. ``checkout 5xx above 2% (trigger 'datadog' fired: p99 up)``."""
+    fired = f"trigger {name!r} fired" + (f": {note.strip()[:300]}" if note.strip() else "")
+    configured = configured.strip()
+    text = f"{configured} ({fired})" if configured else fired
+    return text[: core.MAX_KILL_REASON]
+
+
+@transaction.atomic
+def trigger_test(
+    *, trigger: KillTrigger, source_ip: str = "", request_id: str = "", note: str = ""
+) -> dict[str, object]:
+    """A dry run of a trigger URL: says what firing it would do, changes nothing.
+
+    Recorded on the audit trail as ``trigger.test`` (so a test is never mistaken for a kill).
+    """
+    actor = Actor(
+        AuditEvent.ActorKind.TRIGGER,
+        f"trigger:{trigger.name}",
+        request_id=request_id,
+        source_ip=source_ip,
+    )
+    state = FlagState.objects.get(flag=trigger.flag, environment=trigger.environment)
+    killed = state.killed
+    would_change = killed != (trigger.action == KillTrigger.Action.KILL)
+    reason = trigger_fire_reason(trigger.name, trigger.reason, note)
+    answer: dict[str, object] = {
+        "dry_run": True,
+        "trigger": trigger.name,
+        "flag": trigger.flag.key,
+        "environment": trigger.environment.key,
+        "action": trigger.action,
+        "killed": killed,
+        "would_change": would_change,
+        "reason": reason,
+    }
+    recorder.audit_record(
+        actor=actor,
+        action="trigger.test",
+        target_type="trigger",
+        target_key=trigger.audit_label,
+        flag_key=trigger.flag.key,
+        environment_key=trigger.environment.key,
+        after={"action": trigger.action, "would_change": would_change, "dry_run": True},
+        reason=f"dry run of trigger {trigger.name!r}: nothing changed",
+    )
+    return answer
+
+
 @transaction.atomic
 def trigger_fire(
     *, trigger: KillTrigger, source_ip: str = "", request_id: str = "", note: str = ""
@@ -211,7 +261,7 @@ def trigger_fire(
         request_id=request_id,
         source_ip=source_ip,
     )
-    reason = f"trigger {trigger.name!r} fired" + (f": {note.strip()[:300]}" if note.strip() else "")
+    reason = trigger_fire_reason(trigger.name, trigger.reason, note)
     act = flag_kill if trigger.action == KillTrigger.Action.KILL else flag_restore
     outcome = act(actor=actor, flag=trigger.flag, environment=trigger.environment, reason=reason)
     if not outcome.changed:
