@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.recorder import Actor
-from flags import rollouts, services
-from flags.models import Environment, Flag, FlagState, RolloutPlan
+from flags import guardrails, rollouts, services
+from flags.models import Environment, Flag, FlagState, GuardrailCheck, RolloutPlan
 
 pytestmark = pytest.mark.django_db
 
@@ -140,3 +142,33 @@ def test_flag_change_form__still_saves_with_the_timeline_on_the_page(
     response = admin_client.post(reverse("admin:flags_flag_change", args=[checkout.pk]), data)
     assert response.status_code == 302
     assert Flag.objects.get(pk=checkout.pk).owner == "payments"
+
+
+def test_flag_page__timeline_shows_the_plans_guardrail_checks_and_why_a_step_is_held(
+    admin_client: Client, checkout: Flag, production: Environment, plan: RolloutPlan, actor: Actor
+) -> None:
+    guardrail = guardrails.guardrail_create(
+        actor=actor,
+        flag=checkout,
+        environment=production,
+        name="checkout-5xx",
+        query="sum(rate(http_errors_total[1m]))",
+        threshold=0.05,
+    )
+    now = timezone.now()
+    GuardrailCheck.objects.create(
+        guardrail=guardrail, plan=plan, checked_at=now, health="ok", value=0.01
+    )
+    GuardrailCheck.objects.create(
+        guardrail=guardrail,
+        plan=plan,
+        checked_at=now + timedelta(seconds=1),
+        health="no_data",
+        message="the query answered no number",
+    )
+    RolloutPlan.objects.filter(pk=plan.pk).update(blocked_reason="guardrail checkout-5xx: no data")
+    html = page(admin_client, checkout)
+    assert "Guardrail checks (2)" in html
+    assert html.index("guardrail-no_data") < html.index("guardrail-ok")  # newest first
+    assert "value 0.01" in html and "the query answered no number" in html
+    assert "Next step held: guardrail checkout-5xx: no data" in html
