@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flags.edge import errors
 from flags.edge.cors import SdkCors
 from flags.edge.emergency import KillRoute
-from flags.edge.fanout import Fanout
+from flags.edge.fanout import Fanout, cancel_until_done
 from flags.edge.http import MAX_OFREP_BODY, Edge
 from flags.edge.ratelimit import RateLimiter
 from flags.edge.routing import everything_else, json_http_error, method_not_allowed_routes
@@ -203,8 +203,8 @@ def build_application(django_application: Any) -> EdgeFront:
         try:
             yield
         finally:
-            sync.cancel()
             await fanout.stop()
+            await cancel_until_done([sync])
 
     django_behind_limit = BodyLimitASGI(django_application)
     routes = [
@@ -249,7 +249,7 @@ def build_application(django_application: Any) -> EdgeFront:
 
 
 async def _sync_rate_limits(edge: Edge, fanout: Fanout) -> None:
-    while True:
+    while not fanout.stopping:  # the flag too: a cancellation can be lost (see Fanout)
         await asyncio.sleep(0.25)
         for limiter in (*edge.limiters.values(), edge.state.key_lookups):
             with contextlib.suppress(Exception):

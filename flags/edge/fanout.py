@@ -39,6 +39,24 @@ def database_ping() -> None:
         cursor.execute("SELECT 1")
 
 
+async def cancel_until_done(tasks: list[Any], attempts: int = 20) -> None:
+    """Cancel ``tasks`` and wait for them, cancelling again any that go on (see Fanout)."""
+    pending = {task for task in tasks if not task.done()}
+    for _ in range(attempts):
+        if not pending:
+            return
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    for task in tasks:
+        if task.done() and not task.cancelled():
+            task.exception()  # retrieved: a loop that failed was logged where it failed
+    if pending:
+        logger.warning(
+            "edge tasks still running at shutdown: %s", sorted(t.get_name() for t in pending)
+        )
+
+
 class Fanout:
     def __init__(self, state: EdgeState) -> None:
         self.state = state
@@ -52,6 +70,7 @@ class Fanout:
         self._last_verify = 0.0
         self._verify_task: asyncio.Future[None] | None = None
         self._verify_again = False
+        self.stopping = False
         self.name = propagation.edge_name()
         self._report_due = asyncio.Event()
         announced = state.on_version
@@ -63,6 +82,9 @@ class Fanout:
         state.on_version = on_version
 
     # -- lifecycle
+    # Every loop below runs ``while not self.stopping``: a cancellation can be lost on
+    # Python 3.11 (a timeout expiring in the same instant swallows it, as in redis-py's
+    # reads), so stop() also says so with a flag and cancels again until the tasks end.
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -83,11 +105,10 @@ class Fanout:
     async def stop(self) -> None:
         with contextlib.suppress(ValueError):
             publish.local_store().listeners.remove(self._local_message)
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self.stopping = True
+        await cancel_until_done(
+            [*self.tasks, *([self._verify_task] if self._verify_task is not None else [])]
+        )
         # Bounded: with the database unreachable each call would wait out its timeouts, and
         # a process asked to stop must stop (its registry entry also expires on its own).
         with contextlib.suppress(Exception):
@@ -171,7 +192,7 @@ class Fanout:
 
     async def _verify(self, delay: float) -> None:
         await asyncio.sleep(delay)
-        while True:
+        while not self.stopping:
             self._last_verify = time.monotonic()
             self._verify_again = False
             try:
@@ -260,7 +281,7 @@ class Fanout:
     # -- background loops
 
     async def _watch_versions(self) -> None:
-        while True:
+        while not self.stopping:
             healthy = bool(self.redis_url) and self.redis_healthy
             await asyncio.sleep(
                 settings.EDGE_WATCH_SECONDS if healthy else settings.EDGE_FALLBACK_WATCH_SECONDS
@@ -276,7 +297,7 @@ class Fanout:
         import redis.asyncio as aioredis
 
         backoff = 0.2
-        while True:
+        while not self.stopping:
             pubsub = None
             try:
                 self._redis = aioredis.Redis.from_url(
@@ -288,7 +309,7 @@ class Fanout:
                 backoff = 0.2
                 logger.info("edge subscribed to %s", publish.CHANNEL)
                 await self.resync()  # anything published while we were not listening
-                while True:
+                while not self.stopping:
                     message = await pubsub.get_message(timeout=10.0)
                     if message is None:
                         await pubsub.ping()
@@ -312,7 +333,7 @@ class Fanout:
 
     async def _report(self) -> None:
         """Tell the registry what this process serves: right after each install, else once a second."""
-        while True:
+        while not self.stopping:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._report_due.wait(), propagation.HEARTBEAT_SECONDS)
             self._report_due.clear()
@@ -339,7 +360,7 @@ class Fanout:
 
     async def _keep_alive(self) -> None:
         last = time.monotonic()
-        while True:
+        while not self.stopping:
             await asyncio.sleep(min(1.0, settings.STREAM_KEEPALIVE_SECONDS))
             if time.monotonic() - last >= settings.STREAM_KEEPALIVE_SECONDS:
                 self.state.keep_alive()
@@ -351,7 +372,7 @@ class Fanout:
         Also tells this process, within a second, whether its database answers.
         """
         failing = False
-        while True:
+        while not self.stopping:
             await asyncio.sleep(REPLAY_SECONDS)
             try:
                 await run_db(database_ping)
@@ -378,7 +399,7 @@ class Fanout:
                 failing = True
 
     async def _flush_usage(self) -> None:
-        while True:
+        while not self.stopping:
             await asyncio.sleep(60)
             await self._flush_usage_once()
 

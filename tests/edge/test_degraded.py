@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -196,19 +197,21 @@ def start_web(link: DatabaseLink, tmp_path: Path) -> tuple[subprocess.Popen[byte
         "DATABASE_URL": f"postgres://{db['USER']}@127.0.0.1:{link.port}/{db['NAME']}",
         "REDIS_URL": settings.REDIS_URL,
     }
+    # -X faulthandler: a process that does not stop is asked (SIGABRT) where each thread is.
+    command = ["-X", "faulthandler", "-m", "uvicorn", "flagsvc.asgi:application"]
     web = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "flagsvc.asgi:application", "--port", str(port)],
+        [sys.executable, *command, "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "web.log").open("wb"),
     )
     url = f"http://127.0.0.1:{port}"
     wait_for(lambda: _answers(f"{url}/healthz"), timeout=30)
     return web, url
 
 
-def stop_web(web: subprocess.Popen[bytes]) -> None:
+def stop_web(web: subprocess.Popen[bytes], log: Path) -> None:
     """SIGTERM, as an orchestrator sends it: the process must stop on its own, database down.
 
     The bound is generous for a loaded 2-core machine; a process still running past it is
@@ -218,9 +221,16 @@ def stop_web(web: subprocess.Popen[bytes]) -> None:
     try:
         web.wait(timeout=60)
     except subprocess.TimeoutExpired:
-        web.kill()
-        web.wait(timeout=10)
-        raise AssertionError("the web process did not stop within 60 s of SIGTERM") from None
+        web.send_signal(signal.SIGABRT)  # faulthandler writes every thread's stack to the log
+        try:
+            web.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            web.kill()
+            web.wait(timeout=10)
+        where = log.read_text(errors="replace")[-6000:]
+        raise AssertionError(
+            f"the web process did not stop within 60 s of SIGTERM:\n{where}"
+        ) from None
 
 
 def _answers(url: str) -> bool:
@@ -256,7 +266,7 @@ def test_database_cut_after_start_up__readyz_200_with_database_down_and_sdk_read
         metrics = httpx.get(f"{url}/metrics").text
         assert 'flagsvc_dependency_state{dependency="database",state="down"} 1.0' in metrics
     finally:
-        stop_web(web)
+        stop_web(web, tmp_path / "web.log")
 
 
 @pytest.mark.integration
@@ -271,4 +281,4 @@ def test_database_unreachable_before_any_snapshot__readyz_503(
         assert response.json()["checks"]["database"] == "down"
         assert "database is unreachable" in response.json()["error"]["message"]
     finally:
-        stop_web(web)
+        stop_web(web, tmp_path / "web.log")
