@@ -18,6 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from typing import Any
+
 import mmh3
 
 from flagsvc_sdk.engine import Engine
@@ -25,14 +27,19 @@ from flagsvc_sdk.engine import Engine
 BOOL = {"on": True, "off": False}
 
 
-def flag(key: str, **state: object) -> dict[str, object]:
+def flag(key: str, **state: Any) -> dict[str, Any]:
+    """A boolean flag as a snapshot carries it (every field), with ``state`` overriding."""
     return {
         "key": key,
         "type": "boolean",
         "variants": BOOL,
         "off_variant": "off",
         "enabled": True,
+        "kill": None,
+        "targets": [],
+        "rules": [],
         "default_serve": {"variant": "on"},
+        "prerequisites": [],
         **state,
     }
 

@@ -33,29 +33,15 @@ from typing import Any
 
 import mmh3
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.eval_engine import flag as flagsvc_flag
 from flagsvc_sdk import FlagsvcClient
 
-BOOL = {"on": True, "off": False}
 USERS = 1_000  # distinct contexts, cycled
 COUNTRIES = ["DE", "FR", "US", "BR"]
 PLANS = ["free", "pro", "enterprise"]
 VERSIONS = ["1.4.0", "2.0.0", "2.3.1", "1.9.9"]
-
-
-def flagsvc_flag(key: str, **state: Any) -> dict[str, Any]:
-    return {
-        "key": key,
-        "type": "boolean",
-        "variants": BOOL,
-        "off_variant": "off",
-        "enabled": True,
-        "kill": None,
-        "targets": [],
-        "rules": [],
-        "default_serve": {"variant": "on"},
-        "prerequisites": [],
-        **state,
-    }
 
 
 FLAGSVC = {
