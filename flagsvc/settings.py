@@ -144,9 +144,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # Fail fast when the database host does not answer (the default waits for the OS).
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 2)
-    # A connection pool (psycopg_pool; Django checks connections on borrow): under ASGI every request's sync
-    # code runs in a fresh thread, so Django's per-thread persistent connections would
-    # reconnect on every request; a pool hands each one a warm connection instead.
+    # A connection pool (psycopg_pool): under ASGI every request's sync code runs in a fresh
+    # thread, so Django's per-thread persistent connections would reconnect on every request;
+    # a pool hands each one a warm connection instead.
     if env.bool("DATABASE_POOL", default=True):
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
@@ -154,9 +154,14 @@ else:
             # Short: a request waiting this long for a connection is told the database is
             # unavailable (a kill then goes through Redis) instead of hanging.
             "timeout": env.float("DATABASE_POOL_TIMEOUT", default=3.0),
+            # While the database is out the pool retries with doubling delays; giving up after
+            # this long lets the next request start over at once, so a pool is back within
+            # seconds of the database (psycopg's default, 300 s, can wait as long as the outage).
+            "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_TIMEOUT", default=10.0),
         }
-    else:
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Checked before use (with the pool: on every borrow): after a database restart or
+    # failover, the connections it dropped are replaced instead of failing requests.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
