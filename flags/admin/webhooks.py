@@ -18,6 +18,14 @@ from flags.admin.base import ServiceErrorsAsMessages, admin_page
 from flags.models import WebhookDelivery, WebhookSubscription
 
 
+class HttpsURLField(forms.URLField):
+    """A URL typed without a scheme is taken as https (Django 6's default, chosen now)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("assume_scheme", "https")
+        super().__init__(**kwargs)
+
+
 class WebhookForm(forms.ModelForm):
     kinds = forms.MultipleChoiceField(
         choices=[(kind, f"{kind}: {text}") for kind, text in webhooks.KINDS.items()],
@@ -30,6 +38,7 @@ class WebhookForm(forms.ModelForm):
     class Meta:
         model = WebhookSubscription
         fields = ("name", "environment", "url", "kinds", "format", "authorization")
+        field_classes = {"url": HttpsURLField}
 
 
 @admin.register(WebhookSubscription)

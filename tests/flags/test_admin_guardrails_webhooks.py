@@ -89,7 +89,7 @@ def test_webhook_add__secret_shown_once_and_log_listed(
         {
             "name": "chat",
             "environment": production.pk,
-            "url": "https://hooks.slack.example.com/services/x",
+            "url": "hooks.slack.example.com/services/x",  # no scheme: https
             "kinds": ["kill", "guardrail"],
             "format": "slack",
             "authorization": "",
@@ -98,6 +98,7 @@ def test_webhook_add__secret_shown_once_and_log_listed(
     assert response.status_code == 200, response.content[:2000]
     subscription = WebhookSubscription.objects.get()
     assert subscription.kinds == ["guardrail", "kill"]
+    assert subscription.url == "https://hooks.slack.example.com/services/x"
     assert subscription.signing_secret.encode() in response.content
     detail = admin_client.get(f"/admin/flags/webhooksubscription/{subscription.pk}/change/")
     assert subscription.signing_secret.encode() not in detail.content
