@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync, iscoroutinefunction
 from conftest import LiveFlagsvc, wait_until
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import SynchronousOnlyOperation
 from django.core.management import call_command
-from django.test import Client, RequestFactory
+from django.test import AsyncClient, Client, RequestFactory
+from djangoproject import views
 
 from flagsvc_sdk.django import flag_is_active, get_client, request_context, reset_client
 from flagsvc_sdk.django.context import RequestFlags
@@ -166,6 +169,62 @@ def test_request_context__anonymous__has_no_targeting_key(rf: RequestFactory) ->
     request = rf.get("/")
     request.user = AnonymousUser()
     assert request_context(request) == {"anonymous": True}
+
+
+# Async views, through Django's ASGI handler (AsyncClient): the a-methods build the context in
+# Django's sync thread, so request.user is read where the ORM allows it.
+
+
+def async_get(path: str, user: User | None = None) -> Any:
+    client = AsyncClient()
+    if user is not None:
+        client.force_login(user)
+    return async_to_sync(client.get)(path)
+
+
+def test_async_view__aflag_is_active_and_aflag_value__target_the_logged_in_user(
+    user_one: User, user_two: User
+) -> None:
+    assert async_get("/async/checkout/", user_one).content == b"new checkout, up to 100 MB"
+    assert async_get("/async/checkout/", user_two).content == b"legacy checkout"
+    assert async_get("/async/checkout/").content == b"legacy checkout"
+
+
+def test_async_view__flag_required__stays_async_and_redirects_or_serves(user_one: User) -> None:
+    assert iscoroutinefunction(views.async_new_checkout_only)
+    refused = async_get("/async/checkout/new/")
+    assert refused.status_code == 302 and refused["Location"] == "/checkout/legacy/"
+    assert async_get("/async/checkout/new/", user_one).content == b"new checkout"
+
+
+def test_async_class_view__mixin__staff_passes_others_get_404(
+    user_one: User, user_two: User
+) -> None:
+    assert async_get("/async/staff/", user_one).status_code == 404
+    assert async_get("/async/staff/", user_two).content == b"staff tools"
+
+
+def test_async_view__request_flags_a_methods__then_sync_ones_without_io(user_one: User) -> None:
+    answer = async_get("/async/flags/", user_one).json()
+    assert answer == {
+        "new_checkout": True,
+        "variant": "on",
+        "reason": "TARGETING_MATCH",
+        "max_mb": 100,
+        "sync_after": True,
+    }
+
+
+def test_async_view__template_tags_after_aprepare(user_one: User) -> None:
+    assert async_get("/async/page/").content.decode().strip() == "LEGACY|OPEN|100MB|5"
+    assert async_get("/async/page/", user_one).content.decode().strip() == "NEW|OPEN|100MB|5"
+
+
+def test_async_view__sync_evaluation_first__a_clear_error_naming_the_async_methods(
+    user_one: User,
+) -> None:
+    with pytest.raises(SynchronousOnlyOperation, match=r"await request\.flags\.ais_enabled"):
+        async_get("/async/sync-call/", user_one)
 
 
 def test_sdk_package__imports_no_django_unless_the_integration_is_used() -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 from flagsvc_sdk.django.conf import get_client, reset_client
 from flagsvc_sdk.django.context import (
     RequestFlags,
+    aflag_is_active,
+    aflag_value,
     flag_is_active,
     flag_value,
     request_context,
@@ -22,6 +24,8 @@ from flagsvc_sdk.django.decorators import FlagRequiredMixin, flag_required
 __all__ = [
     "FlagRequiredMixin",
     "RequestFlags",
+    "aflag_is_active",
+    "aflag_value",
     "flag_is_active",
     "flag_required",
     "flag_value",

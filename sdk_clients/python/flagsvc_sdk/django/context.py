@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.core.exceptions import SynchronousOnlyOperation
 from django.http import HttpRequest
 
 from flagsvc_sdk.django.conf import context_hook, flagsvc_settings, get_client
@@ -52,6 +54,15 @@ def request_context(request: HttpRequest | None) -> dict[str, Any]:
     return context
 
 
+ASYNC_HINT = (
+    "flagsvc: this request's evaluation context reads request.user (the session and the "
+    "database), which an async view cannot do synchronously. In async code use the a-methods: "
+    "`await request.flags.ais_enabled(key)`, `aget_value`, `avariant`, `aevaluate`, or `await "
+    "aflag_is_active(request, key)`; once one of them (or `await request.flags.aprepare()`) has "
+    "run, the synchronous ones and the template tags work for the rest of the request."
+)
+
+
 class RequestFlags:
     """``request.flags``: the flags of one request, evaluated lazily and remembered.
 
@@ -62,6 +73,13 @@ class RequestFlags:
             if request.flags.is_enabled("new-checkout"):
                 ...
             limit = request.flags.get_value("upload.max-size-mb", 10)
+
+    Async views await the a-methods, which build the context (and, the first time in a process,
+    the client) in Django's sync thread, then evaluate locally like the others:
+
+        async def checkout(request):
+            if await request.flags.ais_enabled("new-checkout"):
+                ...
     """
 
     def __init__(self, request: HttpRequest | None) -> None:
@@ -73,7 +91,10 @@ class RequestFlags:
     @property
     def context(self) -> dict[str, Any]:
         if self._context is None:
-            self._context = request_context(self._request)
+            try:
+                self._context = request_context(self._request)
+            except SynchronousOnlyOperation as error:
+                raise SynchronousOnlyOperation(ASYNC_HINT) from error
         return self._context
 
     @property
@@ -81,6 +102,32 @@ class RequestFlags:
         if self._view is None:
             self._view = get_client().view()
         return self._view
+
+    def _prepare(self) -> None:
+        self.context  # noqa: B018  (built and remembered)
+        self.view  # noqa: B018
+
+    async def aprepare(self) -> None:
+        """Build the context and pin the snapshot from async code (in Django's sync thread, as
+        its ORM asks); afterwards every method, sync or async, evaluates without I/O."""
+        if self._context is None or self._view is None:
+            await sync_to_async(self._prepare)()
+
+    async def aevaluate(self, key: str, default: Any = UNSET) -> Result:
+        await self.aprepare()
+        return self.evaluate(key, default)
+
+    async def ais_enabled(self, key: str, default: bool | None = None) -> bool:
+        await self.aprepare()
+        return self.is_enabled(key, default)
+
+    async def aget_value(self, key: str, default: Any = UNSET) -> Any:
+        await self.aprepare()
+        return self.get_value(key, default)
+
+    async def avariant(self, key: str) -> str | None:
+        await self.aprepare()
+        return self.variant(key)
 
     def evaluate(self, key: str, default: Any = UNSET) -> Result:
         memo_key = (key, default if default is UNSET else (type(default), default))
@@ -137,3 +184,23 @@ def flag_is_active(request: HttpRequest | None, key: str) -> bool:
 def flag_value(request: HttpRequest | None, key: str, default: Any = None) -> Any:
     """The value of flag ``key`` for this request (``default`` if unknown or of another type)."""
     return flags_of(request).get_value(key, UNSET if default is None else default)
+
+
+async def aflag_is_active(request: HttpRequest | None, key: str) -> bool:
+    """``flag_is_active`` for async views.
+
+    if await aflag_is_active(request, "new-checkout"):
+        return await new_checkout(request)
+    """
+    flags = flags_of(request)
+    await flags.aprepare()
+    if key.startswith("!"):
+        return not flags.is_enabled(key[1:])
+    return flags.is_enabled(key)
+
+
+async def aflag_value(request: HttpRequest | None, key: str, default: Any = None) -> Any:
+    """``flag_value`` for async views."""
+    flags = flags_of(request)
+    await flags.aprepare()
+    return flags.get_value(key, UNSET if default is None else default)

@@ -6,10 +6,11 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from asgiref.sync import iscoroutinefunction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from flagsvc_sdk.django.context import flag_is_active
+from flagsvc_sdk.django.context import aflag_is_active, flag_is_active
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -26,9 +27,21 @@ def flag_required(key: str, redirect_to: str | None = None) -> Callable[[View], 
 
         @flag_required("new-checkout", redirect_to="legacy-checkout")
         def checkout(request): ...
+
+    An async view stays async (the check awaits ``aflag_is_active``).
     """
 
     def decorate(view: View) -> View:
+        if iscoroutinefunction(view):
+
+            @functools.wraps(view)
+            async def awrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                if not await aflag_is_active(request, key):
+                    return _refused(key, redirect_to)
+                return await view(request, *args, **kwargs)
+
+            return awrapped  # type: ignore[return-value]
+
         @functools.wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             if not flag_is_active(request, key):
@@ -46,6 +59,8 @@ class FlagRequiredMixin:
     class CheckoutView(FlagRequiredMixin, TemplateView):
         flag_required = "new-checkout"
         flag_redirect_to = "legacy-checkout"  # omit for a 404
+
+    A view whose handlers are async is checked with ``aflag_is_active``.
     """
 
     flag_required: str = ""
@@ -54,6 +69,13 @@ class FlagRequiredMixin:
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         if not self.flag_required:
             raise TypeError(f"{type(self).__name__} sets no flag_required")
+        if getattr(self, "view_is_async", False):
+            return self._adispatch(request, *args, **kwargs)
         if not flag_is_active(request, self.flag_required):
             return _refused(self.flag_required, self.flag_redirect_to)
         return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+    async def _adispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        if not await aflag_is_active(request, self.flag_required):
+            return _refused(self.flag_required, self.flag_redirect_to)
+        return await super().dispatch(request, *args, **kwargs)  # type: ignore[misc]

@@ -11,4 +11,10 @@ urlpatterns = [
     path("staff/", views.StaffToolsView.as_view(), name="staff-tools"),
     path("page/", views.page, name="page"),
     path("flags/", views.request_flags, name="request-flags"),
+    path("async/checkout/", views.async_checkout),
+    path("async/checkout/new/", views.async_new_checkout_only),
+    path("async/staff/", views.AsyncStaffToolsView.as_view()),
+    path("async/flags/", views.async_request_flags),
+    path("async/page/", views.async_page),
+    path("async/sync-call/", views.async_sync_call),
 ]

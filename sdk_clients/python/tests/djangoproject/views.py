@@ -8,7 +8,13 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views import View
 
-from flagsvc_sdk.django import FlagRequiredMixin, flag_is_active, flag_required
+from flagsvc_sdk.django import (
+    FlagRequiredMixin,
+    aflag_is_active,
+    aflag_value,
+    flag_is_active,
+    flag_required,
+)
 
 
 def add_plan(request: HttpRequest, context: dict[str, Any]) -> dict[str, Any]:
@@ -66,3 +72,49 @@ def request_flags(request: HttpRequest) -> JsonResponse:
             "default": flags.is_enabled("not-in-snapshot"),
         }
     )
+
+
+# Async views (served through ASGI): the same integration points, awaited.
+
+
+async def async_checkout(request: HttpRequest) -> HttpResponse:
+    if not await aflag_is_active(request, "new-checkout"):
+        return legacy_checkout(request)
+    limit = await aflag_value(request, "upload.max-size-mb", 1)
+    return HttpResponse(f"new checkout, up to {limit} MB")
+
+
+@flag_required("new-checkout", redirect_to="legacy-checkout")
+async def async_new_checkout_only(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("new checkout")
+
+
+class AsyncStaffToolsView(FlagRequiredMixin, View):
+    flag_required = "staff-tools"
+
+    async def get(self, request: HttpRequest) -> HttpResponse:
+        return HttpResponse("staff tools")
+
+
+async def async_request_flags(request: HttpRequest) -> JsonResponse:
+    flags = request.flags  # type: ignore[attr-defined]
+    return JsonResponse(
+        {
+            "new_checkout": await flags.ais_enabled("new-checkout"),
+            "variant": await flags.avariant("new-checkout"),
+            "reason": (await flags.aevaluate("new-checkout")).reason,
+            "max_mb": await flags.aget_value("upload.max-size-mb", 1),
+            # Once an a-method has run, the sync ones (and template tags) need no I/O.
+            "sync_after": flags.is_enabled("new-checkout"),
+        }
+    )
+
+
+async def async_page(request: HttpRequest) -> HttpResponse:
+    await request.flags.aprepare()  # type: ignore[attr-defined]
+    return render(request, "checkout.html")
+
+
+async def async_sync_call(request: HttpRequest) -> HttpResponse:
+    """The mistake: a synchronous evaluation first thing in an async view."""
+    return HttpResponse(str(request.flags.is_enabled("new-checkout")))  # type: ignore[attr-defined]
