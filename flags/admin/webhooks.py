@@ -3,18 +3,23 @@ and the delivery log (status, attempts, latency) of every subscription."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from audit.recorder import Actor
 from flags import webhooks
 from flags.admin.base import ServiceErrorsAsMessages, admin_page
+from flags.errors import ServiceError
 from flags.models import WebhookDelivery, WebhookSubscription
 
 
@@ -39,6 +44,20 @@ class WebhookForm(forms.ModelForm):
         model = WebhookSubscription
         fields = ("name", "environment", "url", "kinds", "format", "authorization")
         field_classes = {"url": HttpsURLField}
+
+
+class RotateForm(forms.Form):
+    overlap_hours = forms.FloatField(
+        min_value=0,
+        max_value=webhooks.MAX_OVERLAP_HOURS,
+        initial=24,
+        label="Previous secret keeps signing for (hours)",
+        help_text="Deliveries carry both signatures meanwhile, so the receiver can switch "
+        "without refusing any. 0: retire it now (it leaked).",
+    )
+    reason = forms.CharField(
+        required=False, max_length=2000, help_text="Goes on the audit trail.", strip=True
+    )
 
 
 @admin.register(WebhookSubscription)
@@ -69,13 +88,72 @@ class WebhookSubscriptionAdmin(ServiceErrorsAsMessages):
             "enabled",
             "disabled_reason",
             "consecutive_failures",
-            "secret_hint",
+            "secret",
             "created_by",
             "log",
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return self.get_fields(request, obj) if obj is not None else ()
+
+    @admin.display(description="signing secret")
+    def secret(self, subscription: WebhookSubscription) -> str:
+        rotate = reverse("admin:flags_webhooksubscription_rotate", args=[subscription.pk])
+        until = subscription.previous_secret_expires_at
+        overlap = (
+            format_html(
+                " · the previous secret also signs until {} UTC",
+                f"{until.astimezone(UTC):%Y-%m-%d %H:%M}",
+            )
+            if subscription.previous_signing_secret and until and until > timezone.now()
+            else ""
+        )
+        return format_html(
+            '…{}{} · <a href="{}">Rotate the secret</a>', subscription.secret_hint, overlap, rotate
+        )
+
+    def get_urls(self) -> list[Any]:
+        rotate = path(
+            "<int:webhook_id>/rotate-secret/",
+            self.admin_site.admin_view(self.rotate_view),
+            name="flags_webhooksubscription_rotate",
+        )
+        return [rotate, *super().get_urls()]
+
+    def rotate_view(self, request: HttpRequest, webhook_id: int) -> HttpResponse:
+        """Ask how long the previous secret keeps signing, then rotate and show the new one once."""
+        subscription = get_object_or_404(WebhookSubscription, pk=webhook_id)
+        if not self.has_change_permission(request, subscription):
+            raise PermissionDenied
+        form = RotateForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                subscription, secret = webhooks.webhook_rotate_secret(
+                    actor=Actor.from_request(request),
+                    subscription=subscription,
+                    overlap_hours=form.cleaned_data["overlap_hours"],
+                    reason=form.cleaned_data["reason"],
+                )
+            except ServiceError as error:
+                form.add_error(None, error.message)
+            else:
+                return admin_page(
+                    self,
+                    request,
+                    "admin/flags/webhooksubscription/created.html",
+                    f"New signing secret for {subscription.name}",
+                    subscription=subscription,
+                    secret=secret,
+                    rotated=True,
+                )
+        return admin_page(
+            self,
+            request,
+            "admin/flags/webhooksubscription/rotate.html",
+            f"Rotate the signing secret of {subscription.name}",
+            subscription=subscription,
+            form=form,
+        )
 
     @admin.display(description="delivery log")
     def log(self, subscription: WebhookSubscription) -> str:

@@ -80,34 +80,16 @@ class GuardrailDetailOut(GuardrailOut):
         return GuardrailCheckOut(selectors.guardrail_checks(guardrail), many=True).data  # type: ignore[return-value]
 
 
-class StrictFloatField(serializers.FloatField):
-    """Only a JSON number: true or "0.5" is a mistake worth pointing out."""
-
-    def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """Only a JSON integer."""
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 MAX_SECONDS = 7 * 24 * 3600
 
 
 class _GuardrailFieldsIn(s.InputSerializer):
     query = serializers.CharField(max_length=2000, help_text="PromQL instant query.")
     comparison = serializers.ChoiceField(choices=Guardrail.Comparison.values, required=False)
-    threshold = StrictFloatField()
-    for_seconds = StrictIntegerField(min_value=0, max_value=MAX_SECONDS, required=False)
+    threshold = s.StrictFloatField()
+    for_seconds = s.StrictIntegerField(min_value=0, max_value=MAX_SECONDS, required=False)
     action = serializers.ChoiceField(choices=Guardrail.Action.values, required=False)
-    watch_seconds = StrictIntegerField(min_value=0, max_value=MAX_SECONDS, required=False)
+    watch_seconds = s.StrictIntegerField(min_value=0, max_value=MAX_SECONDS, required=False)
     prometheus_url = serializers.CharField(max_length=500, required=False, allow_blank=True)
     enabled = s.StrictBooleanField(required=False)
     reason = s.reason_field()
@@ -120,7 +102,7 @@ class GuardrailCreateIn(_GuardrailFieldsIn):
 class GuardrailUpdateIn(_GuardrailFieldsIn):
     fixed_fields = {"name": "a guardrail's name is fixed; create a new one instead"}
     query = serializers.CharField(max_length=2000, required=False)
-    threshold = StrictFloatField(required=False)
+    threshold = s.StrictFloatField(required=False)
 
 
 class EvaluationOut(serializers.Serializer):

@@ -92,6 +92,11 @@ urlpatterns = [
         name="api-webhook",
     ),
     path(
+        "environments/<str:environment>/webhooks/<int:webhook_id>/rotate-secret/",
+        webhooks.WebhookRotateSecretView.as_view(),
+        name="api-webhook-rotate-secret",
+    ),
+    path(
         "environments/<str:environment>/webhooks/<int:webhook_id>/deliveries/",
         webhooks.WebhookDeliveriesView.as_view(),
         name="api-webhook-deliveries",

@@ -1,9 +1,9 @@
 """Webhook endpoints: an environment's subscriptions (the signing secret shown once, at
-creation), enable/disable, delete, and each subscription's delivery log."""
+creation and at each rotation), enable/disable, delete, and each subscription's delivery log."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,14 +32,37 @@ class WebhookOut(serializers.Serializer):
     disabled_reason = serializers.CharField()
     consecutive_failures = serializers.IntegerField()
     secret_hint = serializers.CharField(help_text="The signing secret's last 4 characters.")
+    previous_secret_until = serializers.SerializerMethodField(
+        help_text="After a rotation: until when deliveries are also signed with the previous "
+        "secret (null: only the current one signs)."
+    )
     created_at = serializers.DateTimeField()
     created_by = serializers.CharField()
+
+    @extend_schema_field(serializers.DateTimeField(allow_null=True))
+    def get_previous_secret_until(self, subscription: WebhookSubscription) -> str | None:
+        until = subscription.previous_secret_expires_at
+        if not subscription.previous_signing_secret or until is None:
+            return None
+        return serializers.DateTimeField().to_representation(until)
 
 
 class WebhookCreatedOut(WebhookOut):
     signing_secret = serializers.CharField(
         help_text="Shown only now: verify X-Flagsvc-Signature with it (see the README)."
     )
+
+
+class WebhookRotateIn(s.InputSerializer):
+    overlap_hours = s.StrictFloatField(
+        min_value=0,
+        max_value=webhooks.MAX_OVERLAP_HOURS,
+        required=False,
+        default=24,
+        help_text="How long deliveries are also signed with the previous secret, so the "
+        "receiver can switch without refusing any; 0 retires it at once (it leaked).",
+    )
+    reason = s.reason_field()
 
 
 class WebhookCreateIn(s.InputSerializer):
@@ -179,6 +202,30 @@ class WebhookDetailView(ApiView):
             actor=actor_for(request), subscription=subscription, reason=reason_of(request, data)
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WebhookRotateSecretView(ApiView):
+    permission_classes = [model_permissions(WebhookSubscription, POST="change")]
+
+    @extend_schema(
+        operation_id="webhooks_rotate_secret",
+        summary="Issue a new signing secret (shown only now); the previous one keeps signing "
+        "for overlap_hours",
+        parameters=[REASON_HEADER_PARAMETER],
+        request=WebhookRotateIn,
+        responses=WebhookCreatedOut,
+    )
+    def post(self, request: Request, environment: str, webhook_id: int) -> Response:
+        subscription = _webhook_or_404(environment_or_404(environment), webhook_id)
+        data = valid_body(WebhookRotateIn, request)
+        subscription, secret = webhooks.webhook_rotate_secret(
+            actor=actor_for(request),
+            subscription=subscription,
+            overlap_hours=data["overlap_hours"],
+            reason=reason_of(request, data),
+        )
+        subscription.signing_secret = secret
+        return Response(WebhookCreatedOut(subscription).data)
 
 
 class WebhookDeliveriesView(ApiView):

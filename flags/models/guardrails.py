@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.db import models
 
 from flags.models.core import Environment, Flag, RolloutPlan, key_validator
@@ -108,7 +110,9 @@ class GuardrailCheck(models.Model):
 class WebhookSubscription(models.Model):
     """Where changes in one environment are sent: a URL, the kinds of change, a format.
 
-    ``signing_secret`` is kept usable (an HMAC key must be), shown once when created;
+    ``signing_secret`` is kept usable (an HMAC key must be), shown once when created or
+    rotated; after a rotation the ``previous_signing_secret`` also signs deliveries until
+    ``previous_secret_expires_at``, so receivers can switch without losing any.
     ``authorization`` is an optional header value (a Grafana service-account token).
     """
 
@@ -123,6 +127,8 @@ class WebhookSubscription(models.Model):
     kinds = models.JSONField(default=list, help_text="Event kinds sent; empty: every kind.")
     format = models.CharField(max_length=10, choices=Format.choices, default=Format.JSON)
     signing_secret = models.CharField(max_length=100, editable=False)
+    previous_signing_secret = models.CharField(max_length=100, blank=True, editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     authorization = models.CharField(max_length=500, blank=True)
     enabled = models.BooleanField(default=True)
     disabled_reason = models.TextField(blank=True)
@@ -139,6 +145,15 @@ class WebhookSubscription(models.Model):
     @property
     def secret_hint(self) -> str:
         return self.signing_secret[-4:]
+
+    def signing_secrets(self, now: datetime) -> list[str]:
+        """The secrets a delivery is signed with at ``now``: the current one, then the previous
+        one while a rotation's overlap lasts."""
+        previous = self.previous_signing_secret
+        until = self.previous_secret_expires_at
+        if previous and until is not None and until > now:
+            return [self.signing_secret, previous]
+        return [self.signing_secret]
 
 
 class WebhookDelivery(models.Model):

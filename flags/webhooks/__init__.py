@@ -9,16 +9,25 @@ HMAC; ``formatters`` the bodies (signed JSON, Slack, Grafana annotations);
 from flags.webhooks.delivery import webhook_delivery_attempt
 from flags.webhooks.formatters import KINDS, event_kind, grafana_annotation, slack_message
 from flags.webhooks.queue import deliveries_overdue_requeue, delivery_queue
-from flags.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature, signature_valid
+from flags.webhooks.signing import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    signature,
+    signature_header,
+    signature_valid,
+)
 from flags.webhooks.subscriptions import (
+    MAX_OVERLAP_HOURS,
     webhook_create,
     webhook_delete,
     webhook_record,
+    webhook_rotate_secret,
     webhook_set_enabled,
 )
 
 __all__ = [
     "KINDS",
+    "MAX_OVERLAP_HOURS",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "deliveries_overdue_requeue",
@@ -26,11 +35,13 @@ __all__ = [
     "event_kind",
     "grafana_annotation",
     "signature",
+    "signature_header",
     "signature_valid",
     "slack_message",
     "webhook_create",
     "webhook_delete",
     "webhook_delivery_attempt",
     "webhook_record",
+    "webhook_rotate_secret",
     "webhook_set_enabled",
 ]

@@ -22,7 +22,7 @@ from django.utils import timezone
 from audit import recorder
 from audit.recorder import Actor
 from flags.models import WebhookDelivery, WebhookSubscription
-from flags.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from flags.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_header
 
 Status = WebhookDelivery.Status
 USER_AGENT = "flagsvc-webhooks/1"
@@ -38,7 +38,9 @@ def request_for(
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: signature(subscription.signing_secret, timestamp, body),
+        SIGNATURE_HEADER: signature_header(
+            subscription.signing_secrets(timezone.now()), timestamp, body
+        ),
         "X-Flagsvc-Event": delivery.action,
         "X-Flagsvc-Delivery": str(delivery.pk),
     }

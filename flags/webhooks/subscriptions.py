@@ -1,4 +1,5 @@
-"""People's webhook writes: subscribe (the signing secret is shown once), enable, disable, delete.
+"""People's webhook writes: subscribe (the signing secret is shown once), rotate the secret
+(shown once too), enable, disable, delete.
 
 The signing secret is stored as issued, not as a digest: flagsvc needs it to sign
 every delivery. It is never shown again (the admin and the API show its last four
@@ -8,11 +9,13 @@ characters); whoever can read the database can read it, as with any HMAC key.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
+from django.utils import timezone
 
 from audit import recorder
 from audit.recorder import Actor
@@ -33,6 +36,11 @@ def webhook_record(subscription: WebhookSubscription) -> dict[str, Any]:
         "format": subscription.format,
         "enabled": subscription.enabled,
         "secret_hint": subscription.secret_hint,
+        "previous_secret_until": (
+            subscription.previous_secret_expires_at.isoformat()
+            if subscription.previous_signing_secret and subscription.previous_secret_expires_at
+            else None
+        ),
         "authorization": bool(subscription.authorization),
     }
 
@@ -119,6 +127,43 @@ def webhook_set_enabled(
     subscription.save()
     _audit(actor, "enable" if enabled else "disable", subscription, before, reason)
     return subscription
+
+
+MAX_OVERLAP_HOURS = 7 * 24
+
+
+@transaction.atomic
+def webhook_rotate_secret(
+    *,
+    actor: Actor,
+    subscription: WebhookSubscription,
+    overlap_hours: float = 24,
+    reason: str = "",
+) -> tuple[WebhookSubscription, str]:
+    """Issue a new signing secret (returned, shown once). For ``overlap_hours`` deliveries are
+    signed with the new and the previous secret, so the receiver can switch in its own time;
+    0 retires the previous secret at once (it leaked). A secret rotated during an overlap
+    replaces the previous one: only the last two ever sign."""
+    reason = core.check_reason(reason)
+    if (
+        isinstance(overlap_hours, bool)
+        or not isinstance(overlap_hours, int | float)
+        or not 0 <= overlap_hours <= MAX_OVERLAP_HOURS
+    ):
+        core.raise_definition({"overlap_hours": f"a number of hours from 0 to {MAX_OVERLAP_HOURS}"})
+    subscription = _locked(subscription)
+    before = webhook_record(subscription)
+    secret = signing_secret_generate()
+    if overlap_hours > 0:
+        subscription.previous_signing_secret = subscription.signing_secret
+        subscription.previous_secret_expires_at = timezone.now() + timedelta(hours=overlap_hours)
+    else:
+        subscription.previous_signing_secret = ""
+        subscription.previous_secret_expires_at = None
+    subscription.signing_secret = secret
+    subscription.save()
+    _audit(actor, "rotate_secret", subscription, before, reason)
+    return subscription, secret
 
 
 @transaction.atomic

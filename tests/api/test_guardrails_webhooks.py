@@ -192,6 +192,40 @@ def test_webhook_create__secret_shown_once_then_only_its_hint(
     assert bad.status_code == 400 and {"url", "kinds.0"} <= set(error_of(bad)["fields"])
 
 
+def test_webhook_rotate_secret__new_one_shown_once__previous_signs_for_the_overlap(
+    api: Client, production: Environment
+) -> None:
+    created = send(api, "POST", WEBHOOKS, {"name": "ops", "url": "https://hooks.example.com/x"})
+    url = WEBHOOKS + f"{created.json()['id']}/rotate-secret/"
+    rotated = send(api, "POST", url, {"overlap_hours": 12, "reason": "yearly"})
+    assert rotated.status_code == 200, rotated.json()
+    body = rotated.json()
+    secret = body["signing_secret"]
+    assert secret.startswith("fsv_whsec_") and secret != created.json()["signing_secret"]
+    assert body["secret_hint"] == secret[-4:] and body["previous_secret_until"] is not None
+    shown = send(api, "GET", WEBHOOKS + f"{body['id']}/").json()
+    assert (
+        secret not in str(shown) and shown["previous_secret_until"] == body["previous_secret_until"]
+    )
+    event = AuditEvent.objects.get(action="webhook.rotate_secret")
+    assert event.reason == "yearly" and secret not in event.after_json
+    # Left out: 24 hours. 0: the previous secret retired at once.
+    assert send(api, "POST", url, {}).json()["previous_secret_until"] is not None
+    assert send(api, "POST", url, {"overlap_hours": 0}).json()["previous_secret_until"] is None
+
+
+@pytest.mark.parametrize("overlap", [-1, 169, True, "24", None])
+def test_webhook_rotate_secret__bad_overlap__400_naming_the_field_and_nothing_changes(
+    api: Client, production: Environment, overlap: Any
+) -> None:
+    created = send(api, "POST", WEBHOOKS, {"name": "ops", "url": "https://hooks.example.com/x"})
+    url = WEBHOOKS + f"{created.json()['id']}/rotate-secret/"
+    refused = send(api, "POST", url, {"overlap_hours": overlap})
+    assert refused.status_code == 400 and "overlap_hours" in error_of(refused)["fields"]
+    assert not AuditEvent.objects.filter(action="webhook.rotate_secret").exists()
+    assert send(api, "POST", WEBHOOKS + "999/rotate-secret/", {}).status_code == 404
+
+
 def test_webhook_deliveries__logged_with_status_attempts_latency(
     api: Client,
     checkout: Flag,

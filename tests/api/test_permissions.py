@@ -86,6 +86,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     f"GET {WEBHOOKS}{{webhook_id}}/": ("flags.view_webhooksubscription",),
     f"PATCH {WEBHOOKS}{{webhook_id}}/": ("flags.change_webhooksubscription",),
     f"DELETE {WEBHOOKS}{{webhook_id}}/": ("flags.delete_webhooksubscription",),
+    f"POST {WEBHOOKS}{{webhook_id}}/rotate-secret/": ("flags.change_webhooksubscription",),
     f"GET {WEBHOOKS}{{webhook_id}}/deliveries/": ("flags.view_webhooksubscription",),
 }
 MANAGED = [e for e in ENDPOINTS if e.allowed != EVERYONE]

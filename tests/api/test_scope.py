@@ -140,6 +140,7 @@ ENDPOINTS = [
     Endpoint("GET", WEBHOOKS + "{webhook_id}/"),
     Endpoint("PATCH", WEBHOOKS + "{webhook_id}/", {"enabled": False}),
     Endpoint("DELETE", WEBHOOKS + "{webhook_id}/"),
+    Endpoint("POST", WEBHOOKS + "{webhook_id}/rotate-secret/", {"overlap_hours": 1}),
     Endpoint("GET", WEBHOOKS + "{webhook_id}/deliveries/"),
 ]
 

@@ -4,6 +4,7 @@ user), evaluated now without acting, switched on and off; the secret shown once;
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -122,3 +123,40 @@ def test_webhook_add__secret_shown_once_and_log_listed(
     )
     assert not WebhookSubscription.objects.get().enabled
     assert webhooks.webhook_record(WebhookSubscription.objects.get())["enabled"] is False
+
+
+def test_webhook_rotate__new_secret_shown_once__previous_overlap_on_the_page_and_audited(
+    admin_client: Client, production: Environment, actor: Actor
+) -> None:
+    subscription, first = webhooks.webhook_create(
+        actor=actor, environment=production, name="ops", url="https://ops.example.com/h"
+    )
+    change = admin_client.get(f"/admin/flags/webhooksubscription/{subscription.pk}/change/")
+    rotate = f"/admin/flags/webhooksubscription/{subscription.pk}/rotate-secret/"
+    assert rotate.encode() in change.content and first.encode() not in change.content
+    assert b"Previous secret keeps signing for" in admin_client.get(rotate).content
+    refused = admin_client.post(rotate, {"overlap_hours": "500", "reason": "x"})
+    assert refused.status_code == 200 and b"errorlist" in refused.content
+    assert WebhookSubscription.objects.get().signing_secret == first
+    done = admin_client.post(rotate, {"overlap_hours": "24", "reason": "yearly"})
+    second = WebhookSubscription.objects.get().signing_secret
+    assert second != first and second.encode() in done.content
+    assert b"signed with both secrets" in done.content
+    again = admin_client.get(f"/admin/flags/webhooksubscription/{subscription.pk}/change/")
+    assert second.encode() not in again.content
+    assert b"the previous secret also signs until" in again.content
+    event = AuditEvent.objects.get(action="webhook.rotate_secret")
+    assert event.actor == "admin" and event.reason == "yearly"
+
+
+def test_webhook_rotate__staff_without_change_permission__403(
+    client: Client, production: Environment, actor: Actor, django_user_model: Any
+) -> None:
+    subscription, _ = webhooks.webhook_create(
+        actor=actor, environment=production, name="ops", url="https://ops.example.com/h"
+    )
+    viewer = django_user_model.objects.create_user("viewer", password="x", is_staff=True)
+    client.force_login(viewer)
+    rotate = f"/admin/flags/webhooksubscription/{subscription.pk}/rotate-secret/"
+    assert client.post(rotate, {"overlap_hours": "0"}).status_code == 403
+    assert not AuditEvent.objects.filter(action="webhook.rotate_secret").exists()

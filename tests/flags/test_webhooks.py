@@ -10,16 +10,19 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.recorder import Actor
 from flags import services, webhooks
+from flags.errors import ValidationFailed
 from flags.models import Environment, Flag, FlagState, WebhookDelivery, WebhookSubscription
 from flags.webhooks import queue
 from tests.prometheus import free_port
@@ -340,27 +343,113 @@ def test_readme_examples__verify_a_real_delivery_and_refuse_a_forged_one(
             kill(checkout, production)
         deliver_all(queued)
         (request,) = receiver.wait(1)
+    forged = request.body.replace(b"alice", b"mallory")
+    checks = [(secret, request.body), (secret, forged), ("fsv_whsec_wrong", request.body)]
+    assert readme_verifiers(request.headers, checks, tmp_path) == [True, False, False]
+
+
+def readme_verifiers(headers: Any, checks: list[tuple[str, bytes]], tmp_path: Path) -> list[bool]:
+    """What the README's Python verifier and (if node is here) its Node one answer for each
+    (secret, body) with these headers; asserts they agree."""
     examples = _readme_examples()
     namespace: dict[str, Any] = {}
     exec(examples["python"], namespace)
-    verify = namespace["verify"]
-    assert verify(secret, request.headers, request.body)
-    assert not verify(secret, request.headers, request.body.replace(b"alice", b"mallory"))
-    assert not verify("fsv_whsec_wrong", request.headers, request.body)
+    answers = [namespace["verify"](secret, headers, body) for secret, body in checks]
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed: the Python example passed")
+        return answers
     (tmp_path / "verify.mjs").write_text(examples["js"])
-    (tmp_path / "body.bin").write_bytes(request.body)
-    headers = {k.lower(): v for k, v in request.headers.items()}
+    lowered = {k.lower(): v for k, v in headers.items()}
+    calls = []
+    for i, (secret, body) in enumerate(checks):
+        (tmp_path / f"body{i}.bin").write_bytes(body)
+        calls.append(f"verify({json.dumps(secret)}, headers, readFileSync('body{i}.bin'))")
     script = (
         'import { verify } from "./verify.mjs"; import { readFileSync } from "node:fs";\n'
-        f"const headers = {json.dumps(headers)}; const body = readFileSync('body.bin');\n"
-        f"console.log(JSON.stringify([verify({json.dumps(secret)}, headers, body), "
-        f"verify({json.dumps(secret)}, headers, Buffer.from('x')), verify('wrong', headers, body)]));\n"
+        f"const headers = {json.dumps(lowered)};\n"
+        f"console.log(JSON.stringify([{', '.join(calls)}]));\n"
     )
     (tmp_path / "check.mjs").write_text(script)
     result = subprocess.run(
         [node, "check.mjs"], cwd=tmp_path, capture_output=True, text=True, check=True
     )
-    assert json.loads(result.stdout) == [True, False, False]
+    assert json.loads(result.stdout) == answers, "the README's Node and Python verifiers disagree"
+    return answers
+
+
+def test_rotate_secret__both_sign_during_the_overlap__then_only_the_new_one__audited(
+    production: Environment,
+    checkout: Flag,
+    actor: Actor,
+    queued: list[tuple[int, float]],
+    django_capture_on_commit_callbacks: Any,
+    tmp_path: Path,
+) -> None:
+    with Receiver() as receiver:
+        subscription, first = webhooks.webhook_create(
+            actor=actor, environment=production, name="ops", url=receiver.url
+        )
+        subscription, second = webhooks.webhook_rotate_secret(
+            actor=actor, subscription=subscription, overlap_hours=24, reason="yearly"
+        )
+        assert second != first and second[-4:] == subscription.secret_hint
+
+        def deliver(change: Callable[[], Any]) -> Any:
+            count = len(receiver.received)
+            with django_capture_on_commit_callbacks(execute=True):
+                change()
+            deliver_all(queued)
+            return receiver.wait(count + 1)[-1]
+
+        # During the overlap: signed with both, the new one first; either secret verifies.
+        during = deliver(lambda: kill(checkout, production))
+        header = during.headers["X-Flagsvc-Signature"]
+        assert re.fullmatch(r"sha256=[0-9a-f]{64}, sha256=[0-9a-f]{64}", header)
+        timestamp = int(during.headers["X-Flagsvc-Timestamp"])
+        assert header.split(", ")[0] == webhooks.signature(second, timestamp, during.body)
+        checks = [(first, during.body), (second, during.body), ("fsv_whsec_x", during.body)]
+        assert readme_verifiers(during.headers, checks, tmp_path) == [True, True, False]
+        # The overlap is over: only the new secret signs.
+        WebhookSubscription.objects.filter(pk=subscription.pk).update(
+            previous_secret_expires_at=timezone.now() - timedelta(seconds=1)
+        )
+        after = deliver(
+            lambda: services.flag_restore(
+                actor=actor, flag=checkout, environment=production, reason="fixed"
+            )
+        )
+        assert re.fullmatch(r"sha256=[0-9a-f]{64}", after.headers["X-Flagsvc-Signature"])
+        checks = [(first, after.body), (second, after.body)]
+        assert readme_verifiers(after.headers, checks, tmp_path) == [False, True]
+        # A leaked secret: overlap 0 retires it at once.
+        subscription, third = webhooks.webhook_rotate_secret(
+            actor=actor, subscription=subscription, overlap_hours=0, reason="leaked"
+        )
+        leaked = deliver(lambda: kill(checkout, production))
+        checks = [(second, leaked.body), (third, leaked.body)]
+        assert readme_verifiers(leaked.headers, checks, tmp_path) == [False, True]
+    events = list(AuditEvent.objects.filter(action="webhook.rotate_secret").order_by("sequence"))
+    assert [e.reason for e in events] == ["yearly", "leaked"]
+    assert events[0].before["secret_hint"] == first[-4:]
+    assert events[0].after["secret_hint"] == second[-4:]
+    assert events[0].after["previous_secret_until"] is not None
+    assert events[1].after["previous_secret_until"] is None
+    for event in events:
+        text = json.dumps([event.before, event.after])
+        assert not any(secret in text for secret in (first, second, third))
+
+
+@pytest.mark.parametrize("overlap", [-1, webhooks.MAX_OVERLAP_HOURS + 1, True, "24", None])
+def test_rotate_secret__bad_overlap__refused_naming_the_range_and_nothing_changes(
+    production: Environment, actor: Actor, overlap: Any
+) -> None:
+    subscription, secret = webhooks.webhook_create(
+        actor=actor, environment=production, name="ops", url="https://ops.example.com/h"
+    )
+    with pytest.raises(ValidationFailed) as refused:
+        webhooks.webhook_rotate_secret(
+            actor=actor, subscription=subscription, overlap_hours=overlap
+        )
+    assert refused.value.fields == {"overlap_hours": "a number of hours from 0 to 168"}
+    assert WebhookSubscription.objects.get().signing_secret == secret
+    assert not AuditEvent.objects.filter(action="webhook.rotate_secret").exists()
