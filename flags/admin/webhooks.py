@@ -19,6 +19,7 @@ from django.utils.html import format_html
 from audit.recorder import Actor
 from flags import webhooks
 from flags.admin.base import ServiceErrorsAsMessages, admin_page
+from flags.admin.forms import ShowsServiceRefusal
 from flags.errors import ServiceError
 from flags.models import WebhookDelivery, WebhookSubscription
 
@@ -31,7 +32,7 @@ class HttpsURLField(forms.URLField):
         super().__init__(**kwargs)
 
 
-class WebhookForm(forms.ModelForm):
+class WebhookForm(ShowsServiceRefusal, forms.ModelForm):
     kinds = forms.MultipleChoiceField(
         choices=[(kind, f"{kind}: {text}") for kind, text in webhooks.KINDS.items()],
         widget=forms.CheckboxSelectMultiple,
@@ -42,8 +43,26 @@ class WebhookForm(forms.ModelForm):
 
     class Meta:
         model = WebhookSubscription
-        fields = ("name", "environment", "url", "kinds", "format", "authorization")
+        fields: tuple[str, ...] = ("name", "environment", "url", "kinds", "format", "authorization")
         field_classes = {"url": HttpsURLField}
+
+
+class WebhookChangeForm(WebhookForm):
+    """Editing a subscription: the Authorization header is never shown back."""
+
+    authorization = forms.CharField(
+        required=False,
+        max_length=500,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Leave empty to keep the current header (if any).",
+    )
+    clear_authorization = forms.BooleanField(
+        required=False, label="Remove the Authorization header"
+    )
+
+    class Meta(WebhookForm.Meta):
+        fields = ("name", "url", "kinds", "format")
 
 
 class RotateForm(forms.Form):
@@ -76,25 +95,33 @@ class WebhookSubscriptionAdmin(ServiceErrorsAsMessages):
     search_fields = ("name", "url")
     actions = ("enable", "disable")
 
+    READ_ONLY = (
+        "environment",
+        "enabled",
+        "disabled_reason",
+        "consecutive_failures",
+        "secret",
+        "created_by",
+        "log",
+    )
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         if obj is None:
             return (*WebhookForm.Meta.fields, "reason")
-        return (
-            "name",
-            "environment",
-            "url",
-            "kinds",
-            "format",
-            "enabled",
-            "disabled_reason",
-            "consecutive_failures",
-            "secret",
-            "created_by",
-            "log",
-        )
+        editable = ("name", "url", "kinds", "format", "authorization", "clear_authorization")
+        return (*editable, "reason", *self.READ_ONLY)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
-        return self.get_fields(request, obj) if obj is not None else ()
+        if obj is not None and not self.has_change_permission(request, obj):
+            return self.get_fields(request, obj)
+        return self.READ_ONLY if obj is not None else ()
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        if obj is not None:
+            kwargs["form"] = WebhookChangeForm
+        return super().get_form(request, obj, change, **kwargs)
 
     @admin.display(description="signing secret")
     def secret(self, subscription: WebhookSubscription) -> str:
@@ -167,6 +194,21 @@ class WebhookSubscriptionAdmin(ServiceErrorsAsMessages):
         self, request: HttpRequest, obj: WebhookSubscription, form: Any, change: bool
     ) -> None:
         data = form.cleaned_data
+        if change:
+            authorization = data.get("authorization") or None
+            if data.get("clear_authorization"):
+                authorization = ""
+            webhooks.webhook_update(
+                actor=Actor.from_request(request),
+                subscription=obj,
+                name=data["name"],
+                url=data["url"],
+                kinds=list(data["kinds"]),
+                format=data["format"],
+                reason=data.get("reason", ""),
+                **({} if authorization is None else {"authorization": authorization}),
+            )
+            return
         created, secret = webhooks.webhook_create(
             actor=Actor.from_request(request),
             environment=data["environment"],

@@ -12,7 +12,12 @@ from flags import selectors, webhooks
 from flags.api import serializers as s
 from flags.api.auth import actor_for
 from flags.api.http import reason_of
-from flags.api.lookups import REASON_HEADER_PARAMETER, environment_or_404, valid_body
+from flags.api.lookups import (
+    REASON_HEADER_PARAMETER,
+    changes_in,
+    environment_or_404,
+    valid_body,
+)
 from flags.api.permissions import model_permissions
 from flags.models import Environment, WebhookDelivery, WebhookSubscription
 from flagsvc.api.errors import ApiNotFound
@@ -89,7 +94,21 @@ class WebhookCreateIn(s.InputSerializer):
 
 
 class WebhookUpdateIn(s.InputSerializer):
-    enabled = s.StrictBooleanField()
+    """What a PATCH may change; what it leaves out stays (the secret: rotate-secret/)."""
+
+    name = serializers.CharField(max_length=100, required=False)
+    url = serializers.URLField(max_length=500, required=False)
+    kinds = serializers.ListField(
+        child=serializers.ChoiceField(choices=KIND_CHOICES),
+        required=False,
+        max_length=len(KIND_CHOICES),
+        help_text="Kinds of change sent; empty: every kind.",
+    )
+    format = serializers.ChoiceField(choices=WebhookSubscription.Format.values, required=False)
+    authorization = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    enabled = s.StrictBooleanField(
+        required=False, help_text="true also resets the count of failures in a row."
+    )
     reason = s.reason_field()
 
 
@@ -172,7 +191,8 @@ class WebhookDetailView(ApiView):
 
     @extend_schema(
         operation_id="webhooks_update",
-        summary="Enable (failure count reset) or disable a webhook subscription",
+        summary="Change a webhook subscription (name, URL, kinds, format, authorization), "
+        "enable it (failure count reset) or disable it",
         parameters=[REASON_HEADER_PARAMETER],
         request=WebhookUpdateIn,
         responses=WebhookOut,
@@ -180,11 +200,11 @@ class WebhookDetailView(ApiView):
     def patch(self, request: Request, environment: str, webhook_id: int) -> Response:
         subscription = _webhook_or_404(environment_or_404(environment), webhook_id)
         data = valid_body(WebhookUpdateIn, request)
-        subscription = webhooks.webhook_set_enabled(
+        subscription = webhooks.webhook_update(
             actor=actor_for(request),
             subscription=subscription,
-            enabled=data["enabled"],
             reason=reason_of(request, data),
+            **changes_in(data),
         )
         return Response(WebhookOut(subscription).data)
 

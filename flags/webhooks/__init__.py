@@ -23,6 +23,7 @@ from flags.webhooks.subscriptions import (
     webhook_record,
     webhook_rotate_secret,
     webhook_set_enabled,
+    webhook_update,
 )
 
 __all__ = [
@@ -44,4 +45,5 @@ __all__ = [
     "webhook_record",
     "webhook_rotate_secret",
     "webhook_set_enabled",
+    "webhook_update",
 ]

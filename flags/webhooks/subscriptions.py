@@ -60,6 +60,30 @@ def _audit(
     )
 
 
+def _problems(name: Any, url: Any, kinds: Any, format: Any, authorization: Any) -> dict[str, str]:
+    """What is wrong with a subscription's settings (empty if nothing)."""
+    errors: dict[str, str] = {}
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        errors["name"] = "1-100 characters"
+    try:
+        if not isinstance(url, str) or len(url) > 500:
+            raise ValidationError("too long")
+        URLValidator(schemes=["http", "https"])(url)
+    except ValidationError:
+        errors["url"] = "an http(s) URL of at most 500 characters"
+    if not isinstance(kinds, list | tuple) or any(kind not in KINDS for kind in kinds):
+        errors["kinds"] = f"a list of: {', '.join(KINDS)} (empty: every kind)"
+    if format not in WebhookSubscription.Format.values:
+        errors["format"] = f"one of {', '.join(WebhookSubscription.Format.values)}"
+    if (
+        not isinstance(authorization, str)
+        or len(authorization) > 500
+        or any(ord(c) < 32 or ord(c) == 127 for c in authorization)
+    ):
+        errors["authorization"] = "a header value of at most 500 characters, on one line"
+    return errors
+
+
 @transaction.atomic
 def webhook_create(
     *,
@@ -74,20 +98,7 @@ def webhook_create(
 ) -> tuple[WebhookSubscription, str]:
     """Send ``environment``'s changes of ``kinds`` (none: all) to ``url``; returns it and its secret."""
     reason = core.check_reason(reason)
-    errors: dict[str, str] = {}
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
-        errors["name"] = "1-100 characters"
-    try:
-        URLValidator(schemes=["http", "https"])(url)
-    except ValidationError:
-        errors["url"] = "an http(s) URL"
-    if not isinstance(kinds, list | tuple) or any(kind not in KINDS for kind in kinds):
-        errors["kinds"] = f"a list of: {', '.join(KINDS)} (empty: every kind)"
-    if format not in WebhookSubscription.Format.values:
-        errors["format"] = f"one of {', '.join(WebhookSubscription.Format.values)}"
-    if not isinstance(authorization, str) or len(authorization) > 500:
-        errors["authorization"] = "a header value of at most 500 characters"
-    core.raise_definition(errors)
+    core.raise_definition(_problems(name, url, kinds, format, authorization))
     secret = signing_secret_generate()
     subscription = WebhookSubscription.objects.create(
         environment=environment,
@@ -111,22 +122,60 @@ def _locked(subscription: WebhookSubscription) -> WebhookSubscription:
     )
 
 
+EDITABLE = ("name", "url", "kinds", "format", "authorization", "enabled")
+
+
 @transaction.atomic
+def webhook_update(
+    *, actor: Actor, subscription: WebhookSubscription, reason: str = "", **changes: Any
+) -> WebhookSubscription:
+    """Change any of ``EDITABLE`` (the rest stays); one audit event, nothing if nothing changes.
+
+    Enabling resets the failure count; the signing secret is changed only by rotation."""
+    reason = core.check_reason(reason)
+    unknown = sorted(set(changes) - set(EDITABLE))
+    if unknown:
+        core.raise_definition(dict.fromkeys(unknown, "not editable (create a new subscription)"))
+    subscription = _locked(subscription)
+    before = webhook_record(subscription)
+    proposed = {
+        key: changes.get(key, getattr(subscription, key))
+        for key in ("name", "url", "kinds", "format", "authorization")
+    }
+    enabled = changes.get("enabled", subscription.enabled)
+    errors = _problems(**proposed)
+    if not isinstance(enabled, bool):
+        errors["enabled"] = "true or false"
+    core.raise_definition(errors)
+    subscription.name = proposed["name"].strip()
+    subscription.url = proposed["url"]
+    subscription.kinds = sorted(set(proposed["kinds"]))
+    subscription.format = proposed["format"]
+    authorization_changed = proposed["authorization"] != subscription.authorization
+    subscription.authorization = proposed["authorization"]
+    if enabled != subscription.enabled:
+        subscription.enabled = enabled
+        subscription.consecutive_failures = 0
+        subscription.disabled_reason = "" if enabled else f"disabled by {actor.name}"
+    if webhook_record(subscription) == before and not authorization_changed:
+        return subscription
+    subscription.save()
+    action = "update"
+    if set(_changed(before, webhook_record(subscription))) == {"enabled"}:
+        action = "enable" if subscription.enabled else "disable"
+    _audit(actor, action, subscription, before, reason)
+    return subscription
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return [key for key in after if before.get(key) != after[key]]
+
+
 def webhook_set_enabled(
     *, actor: Actor, subscription: WebhookSubscription, enabled: bool, reason: str = ""
 ) -> WebhookSubscription:
     """Switch deliveries on (failure count reset) or off; nothing if already so."""
-    reason = core.check_reason(reason)
-    subscription = _locked(subscription)
-    if subscription.enabled == enabled:
-        return subscription
-    before = webhook_record(subscription)
-    subscription.enabled = enabled
-    subscription.consecutive_failures = 0
-    subscription.disabled_reason = "" if enabled else f"disabled by {actor.name}"
-    subscription.save()
-    _audit(actor, "enable" if enabled else "disable", subscription, before, reason)
-    return subscription
+    return webhook_update(actor=actor, subscription=subscription, enabled=enabled, reason=reason)
 
 
 MAX_OVERLAP_HOURS = 7 * 24

@@ -226,6 +226,32 @@ def test_webhook_rotate_secret__bad_overlap__400_naming_the_field_and_nothing_ch
     assert send(api, "POST", WEBHOOKS + "999/rotate-secret/", {}).status_code == 404
 
 
+def test_webhook_patch__changes_url_kinds_and_authorization__400_for_a_bad_one(
+    api: Client, production: Environment
+) -> None:
+    created = send(api, "POST", WEBHOOKS, {"name": "ops", "url": "https://a.example.com/x"})
+    url = WEBHOOKS + f"{created.json()['id']}/"
+    changed = send(
+        api,
+        "PATCH",
+        url,
+        {"url": "https://b.example.com/y", "kinds": ["kill"], "authorization": "Bearer t"},
+        **{"X-Reason": "new receiver"},
+    )
+    assert changed.status_code == 200, changed.json()
+    body = changed.json()
+    assert (body["url"], body["kinds"], body["name"]) == (
+        "https://b.example.com/y",
+        ["kill"],
+        "ops",
+    )
+    assert body["secret_hint"] == created.json()["secret_hint"]
+    assert AuditEvent.objects.get(action="webhook.update").reason == "new receiver"
+    bad = send(api, "PATCH", url, {"url": "javascript:alert(1)", "format": "xml"})
+    assert bad.status_code == 400 and {"url", "format"} <= set(error_of(bad)["fields"])
+    assert send(api, "GET", url).json()["url"] == "https://b.example.com/y"
+
+
 def test_webhook_deliveries__logged_with_status_attempts_latency(
     api: Client,
     checkout: Flag,

@@ -160,3 +160,39 @@ def test_webhook_rotate__staff_without_change_permission__403(
     rotate = f"/admin/flags/webhooksubscription/{subscription.pk}/rotate-secret/"
     assert client.post(rotate, {"overlap_hours": "0"}).status_code == 403
     assert not AuditEvent.objects.filter(action="webhook.rotate_secret").exists()
+
+
+def test_webhook_change__edits_through_the_service__authorization_kept_unless_replaced(
+    admin_client: Client, production: Environment, actor: Actor
+) -> None:
+    subscription, _ = webhooks.webhook_create(
+        actor=actor,
+        environment=production,
+        name="grafana",
+        url="https://grafana.example.com/api/annotations",
+        format="grafana",
+        authorization="Bearer glsa_secret",
+    )
+    page = f"/admin/flags/webhooksubscription/{subscription.pk}/change/"
+    shown = admin_client.get(page)
+    assert b'name="url"' in shown.content and b"glsa_secret" not in shown.content
+    form = {
+        "name": "grafana",
+        "url": "grafana2.example.com/api/annotations",  # no scheme: https
+        "kinds": ["kill"],
+        "format": "grafana",
+        "authorization": "",
+        "reason": "new Grafana",
+    }
+    assert admin_client.post(page, form).status_code == 302
+    saved = WebhookSubscription.objects.get()
+    assert saved.url == "https://grafana2.example.com/api/annotations"
+    assert saved.kinds == ["kill"] and saved.authorization == "Bearer glsa_secret"
+    assert AuditEvent.objects.get(action="webhook.update").actor == "admin"
+    admin_client.post(page, {**form, "authorization": "Bearer glsa_new"})
+    assert WebhookSubscription.objects.get().authorization == "Bearer glsa_new"
+    admin_client.post(page, {**form, "clear_authorization": "on"})
+    assert WebhookSubscription.objects.get().authorization == ""
+    refused = admin_client.post(page, {**form, "url": "ftp://nope.example.com"})
+    assert refused.status_code == 200 and b"errorlist" in refused.content
+    assert WebhookSubscription.objects.get().url == "https://grafana2.example.com/api/annotations"

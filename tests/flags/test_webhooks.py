@@ -453,3 +453,77 @@ def test_rotate_secret__bad_overlap__refused_naming_the_range_and_nothing_change
     assert refused.value.fields == {"overlap_hours": "a number of hours from 0 to 168"}
     assert WebhookSubscription.objects.get().signing_secret == secret
     assert not AuditEvent.objects.filter(action="webhook.rotate_secret").exists()
+
+
+def test_update__changes_what_is_given__one_audit_event__deliveries_go_to_the_new_url(
+    production: Environment,
+    checkout: Flag,
+    actor: Actor,
+    queued: list[tuple[int, float]],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    subscription, secret = webhooks.webhook_create(
+        actor=actor,
+        environment=production,
+        name="ops",
+        url="https://old.example.com/h",
+        kinds=["rollout"],
+        authorization="Bearer old",
+    )
+    with Receiver() as receiver:
+        updated = webhooks.webhook_update(
+            actor=actor,
+            subscription=subscription,
+            url=receiver.url,
+            kinds=["kill"],
+            authorization="Bearer new",
+            reason="moved the receiver",
+        )
+        assert (updated.name, updated.kinds, updated.format) == ("ops", ["kill"], "json")
+        with django_capture_on_commit_callbacks(execute=True):
+            kill(checkout, production)
+        deliver_all(queued)
+        (request,) = receiver.wait(1)
+    assert request.headers["Authorization"] == "Bearer new"
+    assert webhooks.signature_valid(
+        secret,
+        int(request.headers["X-Flagsvc-Timestamp"]),
+        request.body,
+        request.headers["X-Flagsvc-Signature"],
+    )  # the secret is untouched by an update
+    event = AuditEvent.objects.get(action="webhook.update")
+    assert event.reason == "moved the receiver"
+    assert (event.before["url"], event.after["url"]) == ("https://old.example.com/h", receiver.url)
+    assert "Bearer" not in json.dumps([event.before, event.after])
+    # Nothing to change: no event. Enabled alone: named as such.
+    webhooks.webhook_update(actor=actor, subscription=updated, kinds=["kill"])
+    assert AuditEvent.objects.filter(action="webhook.update").count() == 1
+    webhooks.webhook_update(actor=actor, subscription=updated, enabled=False)
+    assert AuditEvent.objects.filter(action="webhook.disable").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"url": "ftp://x.example.com"}, "url"),
+        ({"url": "https://x.example.com/" + "a" * 500}, "url"),
+        ({"name": " "}, "name"),
+        ({"kinds": ["everything"]}, "kinds"),
+        ({"format": "xml"}, "format"),
+        ({"authorization": "Bearer x\r\nX-Injected: 1"}, "authorization"),
+        ({"enabled": "yes"}, "enabled"),
+    ],
+)
+def test_update__bad_value__refused_naming_the_field_and_nothing_changes(
+    production: Environment, actor: Actor, changes: dict[str, Any], field: str
+) -> None:
+    subscription, _ = webhooks.webhook_create(
+        actor=actor, environment=production, name="ops", url="https://ops.example.com/h"
+    )
+    with pytest.raises(ValidationFailed) as refused:
+        webhooks.webhook_update(
+            actor=actor, subscription=subscription, **{"name": "renamed", **changes}
+        )
+    assert set(refused.value.fields) == {field}
+    assert WebhookSubscription.objects.get().url == "https://ops.example.com/h"
+    assert not AuditEvent.objects.filter(action="webhook.update").exists()
