@@ -41,6 +41,9 @@ DEBUG = env("DEBUG")
 
 _DEV_SECRET_KEY = "django-insecure-flagsvc-development-only"
 SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY if DEBUG else "")
+# Earlier keys, newest first: sessions and sealed webhook secrets made with them still open
+# (flagsvc.sealed), so SECRET_KEY can be rotated without logging everyone out or losing them.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env("ALLOWED_HOSTS") or (["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 if not DEBUG:
     if not SECRET_KEY or SECRET_KEY == _DEV_SECRET_KEY:

@@ -39,6 +39,12 @@ class WebhookForm(ShowsServiceRefusal, forms.ModelForm):
         required=False,
         help_text="None ticked: every kind.",
     )
+    authorization = forms.CharField(
+        required=False,
+        max_length=500,
+        strip=False,
+        help_text='An Authorization header sent along (e.g. "Bearer <Grafana token>").',
+    )
     reason = forms.CharField(required=False, max_length=2000, help_text="Goes on the audit trail.")
 
     class Meta:
@@ -135,6 +141,11 @@ class WebhookSubscriptionAdmin(ServiceErrorsAsMessages):
             if subscription.previous_signing_secret and until and until > timezone.now()
             else ""
         )
+        if not subscription.signing_secret:
+            return format_html(
+                'cannot be opened with this server\'s SECRET_KEY: <a href="{}">rotate it</a>',
+                rotate,
+            )
         return format_html(
             '…{}{} · <a href="{}">Rotate the secret</a>', subscription.secret_hint, overlap, rotate
         )

@@ -7,6 +7,7 @@ from datetime import datetime
 from django.db import models
 
 from flags.models.core import Environment, Flag, RolloutPlan, key_validator
+from flagsvc.sealed import SealedTextField
 
 
 class Guardrail(models.Model):
@@ -126,10 +127,11 @@ class WebhookSubscription(models.Model):
     url = models.URLField(max_length=500)
     kinds = models.JSONField(default=list, help_text="Event kinds sent; empty: every kind.")
     format = models.CharField(max_length=10, choices=Format.choices, default=Format.JSON)
-    signing_secret = models.CharField(max_length=100, editable=False)
-    previous_signing_secret = models.CharField(max_length=100, blank=True, editable=False)
+    # Sealed at rest (flagsvc.sealed): flagsvc must read them back to sign and to send.
+    signing_secret = SealedTextField(editable=False)
+    previous_signing_secret = SealedTextField(blank=True, editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
-    authorization = models.CharField(max_length=500, blank=True)
+    authorization = SealedTextField(blank=True)
     enabled = models.BooleanField(default=True)
     disabled_reason = models.TextField(blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)

@@ -26,6 +26,10 @@ from flags.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 
 Status = WebhookDelivery.Status
 USER_AGENT = "flagsvc-webhooks/1"
+UNREADABLE_SECRET = (
+    "not sent: the signing secret cannot be opened (SECRET_KEY changed without the old key "
+    "in SECRET_KEY_FALLBACKS); rotate the secret and give the receiver the new one"
+)
 
 
 def request_for(
@@ -57,6 +61,8 @@ def webhook_delivery_attempt(delivery_id: int) -> float | None:
     subscription = delivery.subscription
     if not subscription.enabled:
         return _outcome(delivery_id, None, "the subscription is disabled", None, attempted=False)
+    if not subscription.signing_secret:  # sealed under a key this server no longer has
+        return _outcome(delivery_id, None, UNREADABLE_SECRET, None, attempted=False)
     started = time.perf_counter()
     code: int | None = None
     error = ""

@@ -1,9 +1,10 @@
 """People's webhook writes: subscribe (the signing secret is shown once), rotate the secret
 (shown once too), enable, disable, delete.
 
-The signing secret is stored as issued, not as a digest: flagsvc needs it to sign
-every delivery. It is never shown again (the admin and the API show its last four
-characters); whoever can read the database can read it, as with any HMAC key.
+The signing secret is kept readable, not as a digest: flagsvc needs it to sign every
+delivery. It is sealed at rest (``flagsvc.sealed``, a key derived from SECRET_KEY), as is
+the receiver's Authorization header, and never shown again: the admin and the API show
+its last four characters.
 """
 
 from __future__ import annotations
