@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -56,7 +55,8 @@ def web_workers(
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "flagsvc.settings",
         "DEBUG": "false",
-        "SECRET_KEY": secrets.token_urlsafe(32),
+        # SECRET_KEY: the test process's (flagsvc.settings_test), as every process of one
+        # deployment shares it: sealed webhook secrets open in all of them.
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "REDIS_URL": redis_url,

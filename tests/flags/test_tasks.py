@@ -8,7 +8,6 @@ database and a Redis broker (database 13, a queue of this run's own); beat is re
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import sqlite3
 import subprocess
@@ -56,7 +55,8 @@ class Workers:
             **{k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "CELERY_"))},
             "DJANGO_SETTINGS_MODULE": "flagsvc.settings",
             "DEBUG": "false",
-            "SECRET_KEY": secrets.token_urlsafe(32),
+            # SECRET_KEY: the test process's (flagsvc.settings_test), as every process of one
+            # deployment shares it: sealed webhook secrets open in all of them.
             "ALLOWED_HOSTS": "127.0.0.1",
             "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:"
             f"{db['PORT'] or 5432}/{db['NAME']}",
