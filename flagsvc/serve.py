@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 
 def reuse_port_socket(host: str, port: int, backlog: int) -> socket.socket:
@@ -53,8 +54,38 @@ def serve_child(
         log_level=log_level,
         timeout_graceful_shutdown=graceful,
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    _stream_ending_server_class()(config).run(sockets=[sock])
     return 0
+
+
+def _stream_ending_server_class() -> type:
+    import asyncio
+
+    import uvicorn
+
+    class StreamEndingServer(uvicorn.Server):
+        """uvicorn that, when asked to stop, first ends the SDK streams: a stream never ends
+        by itself, so the graceful shutdown would otherwise wait its whole timeout, then
+        cancel each stream with an error logged."""
+
+        async def startup(self, sockets: Any = None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().startup(sockets=sockets)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            loop = getattr(self, "loop", None)
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(_end_streams)
+
+    return StreamEndingServer
+
+
+def _end_streams() -> None:
+    edge = sys.modules.get("flags.edge.app")  # loaded with flagsvc's application
+    ended = edge.end_streams() if edge is not None else 0
+    if ended:
+        print(f"flagsvc: stopping; ended {ended} SDK stream(s)", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,10 +8,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from tests.edge.test_fanout_processes import wait_until_serving
 from tests.test_make_run import embedded_env, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,3 +90,84 @@ def test_serve__spreads_connections_over_workers_restarts_them_and_stops_cleanly
     assert "starting another" in output
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{url}/healthz", timeout=1)
+
+
+@pytest.mark.integration
+def test_serve__sigterm_ends_open_sdk_streams_at_once__no_graceful_timeout_wait_no_errors(
+    tmp_path: Path,
+) -> None:
+    env = embedded_env(tmp_path)
+    for command in (["migrate", "--no-input"], ["seed_demo"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+    issued = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "issue_token",
+            "--kind",
+            "server",
+            "-e",
+            "production",
+            "--name",
+            "svc",
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    key = issued.stdout.strip().splitlines()[-1]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    launcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flagsvc.serve",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--timeout-graceful-shutdown",
+            "20",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    streams: list[Any] = []
+    try:
+        wait_until_serving(url)
+        client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        for _ in range(3):
+            stream = client.stream("GET", "/api/v1/sdk/stream/")
+            response = stream.__enter__()
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            while not next(lines).startswith("data:"):  # past the opening snapshot event
+                pass
+            streams.append((stream, lines))
+        stopping = time.monotonic()
+        launcher.send_signal(signal.SIGTERM)
+        for _, lines in streams:  # each stream ends (the SDK reconnects elsewhere)
+            for _ in lines:
+                pass
+        output, _ = launcher.communicate(timeout=30)
+        stopped = time.monotonic() - stopping
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.communicate()
+    assert launcher.returncode == 0, output
+    assert stopped < 5, f"took {stopped:.1f} s to stop (graceful timeout 20 s)\n{output}"
+    assert "ended 3 SDK stream(s)" in output, output
+    assert "Exception in ASGI application" not in output and "Traceback" not in output, output

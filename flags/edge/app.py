@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -42,8 +43,18 @@ class RawASGI:
         await self.handler(scope, receive, send)
 
 
+_STATES: weakref.WeakSet[EdgeState] = weakref.WeakSet()  # of the applications built here
+
+
+def end_streams() -> int:
+    """End this process's open streams because it is stopping (see ``EdgeState.end_streams``);
+    called by the launcher (flagsvc.serve) as soon as it is asked to stop."""
+    return sum(state.end_streams() for state in list(_STATES))
+
+
 def build_edge() -> tuple[Edge, Fanout]:
     state = EdgeState(key_lookups_per_second=settings.SDK_UNKNOWN_KEY_LOOKUPS_PER_SECOND)
+    _STATES.add(state)
     state.on_version = lambda environment, version: metrics.SNAPSHOT_VERSION.labels(
         environment
     ).set(version)

@@ -196,6 +196,13 @@ class Edge:
         )(scope, receive, send)
 
     def _stream_capacity(self, principal: TokenPrincipal) -> None:
+        if self.state.draining:
+            raise EdgeError(
+                503,
+                "shutting_down",
+                "This server process is stopping; reconnect (another one takes the stream).",
+                1,
+            )
         per_key, per_process = settings.STREAM_MAX_PER_KEY, settings.STREAM_MAX_PER_PROCESS
         if per_key and self.state.streams_per_key[principal.digest] >= per_key:
             metrics.STREAM_REFUSALS.labels("per_key").inc()

@@ -114,6 +114,7 @@ class EdgeState:
         self.tags: dict[str, frozenset[str]] = {}
         self.on_version: Callable[[str, int], None] = lambda environment, version: None
         self.on_streams: Callable[[str, int], None] = lambda environment, count: None
+        self.draining = False  # set by end_streams when the process stops
 
     # -- tokens
 
@@ -282,6 +283,19 @@ class EdgeState:
                 # A consumer this far behind is closed; it resyncs from scratch when it reconnects.
                 self.unsubscribe(environment, subscriber)
                 subscriber.close()
+
+    def end_streams(self) -> int:
+        """The process is stopping: end every open stream now, and refuse new ones, so that
+        the server's graceful shutdown is not spent waiting on streams that never end (each
+        SDK reconnects to another process at once). Returns how many were ended."""
+        self.draining = True
+        ended = 0
+        for environment, subscribers in self.subscribers.items():
+            for subscriber in list(subscribers):
+                self.unsubscribe(environment, subscriber)
+                subscriber.close()
+                ended += 1
+        return ended
 
     def keep_alive(self) -> None:
         """One keep-alive comment to every open stream (a stream's loop then needs no timer)."""

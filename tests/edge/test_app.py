@@ -54,3 +54,20 @@ def test_allowed_hosts__django_patterns(
     settings.ALLOWED_HOSTS = allowed
     response = live_edge.client(world["tokens"]["server"], Host=host).get(SNAPSHOT)
     assert response.status_code == status
+
+
+def test_stopping__open_streams_end_and_new_ones_get_503_retry_after(
+    live_edge: LiveEdge, world: dict[str, Any]
+) -> None:
+    from flags.edge.app import end_streams
+
+    client = live_edge.client(world["tokens"]["server"])
+    with client.stream("GET", "/api/v1/sdk/stream/") as response:
+        lines = response.iter_lines()
+        while not next(lines).startswith("data:"):  # the opening snapshot event
+            pass
+        assert end_streams() >= 1  # what flagsvc.serve calls when it is asked to stop
+        assert all(not line.startswith("data:") for line in lines)  # the stream just ends
+    refused = client.get("/api/v1/sdk/stream/")
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert refused.json()["error"]["code"] == "shutting_down"

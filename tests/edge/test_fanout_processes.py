@@ -44,6 +44,19 @@ class _Edge:
         return httpx.Client(base_url=self.url, headers=headers, timeout=10)
 
 
+def wait_until_serving(url: str, path: str = "/readyz", timeout: float = 30) -> None:
+    """Until ``url + path`` answers 200 (a server just started)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}{path}", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the web server did not start"
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def web_workers(
     redis_url: str, workers: int = 2, ready_path: str = "/readyz", **extra_env: str
@@ -82,15 +95,7 @@ def web_workers(
     )
     edge = _Edge(f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{edge.url}{ready_path}", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the web server did not start"
-            time.sleep(0.2)
+        wait_until_serving(edge.url, ready_path)
         yield edge
     finally:
         os.killpg(process.pid, signal.SIGTERM)
