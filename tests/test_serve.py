@@ -167,6 +167,7 @@ def test_serve__sigterm_ends_open_sdk_streams_at_once__no_graceful_timeout_wait_
         if launcher.poll() is None:
             launcher.kill()
             launcher.communicate()
+    print(f"stopped {stopped:.2f} s after SIGTERM with 3 streams open (graceful timeout 20 s)")
     assert launcher.returncode == 0, output
     assert stopped < 5, f"took {stopped:.1f} s to stop (graceful timeout 20 s)\n{output}"
     assert "ended 3 SDK stream(s)" in output, output
