@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,22 @@ class Subscriber:
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(None)
+
+    def finish(self, last: bytes) -> None:
+        """End the stream after what it has queued, with ``last`` as its final bytes (a
+        stream too far behind for that is closed as ``close`` does)."""
+        try:
+            self.queue.put_nowait(last)
+            self.queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self.close()
+
+
+def reconnect_hint() -> bytes:
+    """The SSE ``retry`` field for a stream the server ends because it stops: reconnect soon
+    (another replica takes it), at a random moment within half a second, so that the
+    streams of a stopping process do not all reconnect in the same instant."""
+    return f"retry: {random.randrange(50, 500)}\n\n".encode()
 
 
 KEEP_ALIVE = b": keep-alive\n\n"

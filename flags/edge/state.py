@@ -22,7 +22,7 @@ from django.db import close_old_connections, connection
 from flags import publish
 from flags.edge.ratelimit import RateLimiter
 from flags.edge.snapshots import EnvironmentSnapshot
-from flags.edge.sse import KEEP_ALIVE, Subscriber, sse_event
+from flags.edge.sse import KEEP_ALIVE, Subscriber, reconnect_hint, sse_event
 from flags.issued_secrets import secret_digest
 from flags.tokens import TokenPrincipal
 from flagsvc import metrics
@@ -293,7 +293,7 @@ class EdgeState:
         for environment, subscribers in self.subscribers.items():
             for subscriber in list(subscribers):
                 self.unsubscribe(environment, subscriber)
-                subscriber.close()
+                subscriber.finish(reconnect_hint())  # what it has queued, then "reconnect"
                 ended += 1
         return ended
 
